@@ -1,0 +1,1 @@
+"""{{ cookiecutter.project_slug }}: a FastAPI service with background jobs on arq."""

@@ -1,0 +1,40 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from ..dependencies.arq import arq_dependency
+from ..queue import ArqQueue, QueueUnavailable
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    reason: str | None = None
+
+
+@router.get("", summary="Liveness: the process serves requests")
+async def live() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/ready",
+    summary="Readiness: the job queue (Redis) answers",
+    responses={503: {"model": Health, "description": "Redis is unreachable"}},
+)
+async def ready(queue: Annotated[ArqQueue, Depends(arq_dependency)]) -> Health | JSONResponse:
+    try:
+        await queue.ping()
+    except QueueUnavailable as error:
+        body = Health(status="unavailable", reason=str(error))
+        return JSONResponse(body.model_dump(), status_code=503)
+    return Health(status="ok")

@@ -1,0 +1,115 @@
+"""Job routes: enqueue the example jobs, read a job's state, abort it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from pydantic import BaseModel, Field
+
+from ..dependencies.arq import arq_dependency
+from ..queue import ArqQueue, JobError, JobMetadata, JobResult, JobResultUnavailable, JobStatus
+
+__all__ = ["JOB_ID_PATTERN", "JobResponse", "router"]
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,127}$"
+JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="The job id")]
+QueueName = Annotated[
+    str | None, Query(min_length=1, max_length=200, description="Queue (default: the app's)")
+]
+Queue = Annotated[ArqQueue, Depends(arq_dependency)]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such job"},
+    503: {"description": "The job queue (Redis) is unavailable"},
+}
+
+
+class JobResponse(BaseModel):
+    """A job's state; the result fields are set once it is complete."""
+
+    id: str
+    name: str
+    status: JobStatus
+    queue_name: str
+    enqueue_time: datetime
+    start_time: datetime | None = None
+    finish_time: datetime | None = None
+    success: bool | None = None
+    result: Any = None
+    error: JobError | None = None
+
+    @classmethod
+    def of(cls, job: JobMetadata | JobResult) -> JobResponse:
+        return cls.model_validate(job.model_dump(exclude={"args", "kwargs"}))
+
+
+class PingRequest(BaseModel):
+    message: str = Field("pong", max_length=1000, description="Returned as the job's result")
+    job_id: str | None = Field(
+        None, pattern=JOB_ID_PATTERN, description="Idempotency key: a second job with it is refused"
+    )
+    defer_by: float | None = Field(None, ge=0, le=86400, description="Seconds to wait before running")
+
+
+class SyncInvoiceRequest(BaseModel):
+    invoice_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def accepted(request: Request, response: Response, job: JobMetadata) -> JobResponse:
+    response.headers["Location"] = str(request.url_for("get_job", job_id=job.id))
+    return JobResponse.of(job)
+
+
+@router.post(
+    "/ping",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Enqueue a ping job",
+    responses={409: {"description": "A job with this job_id exists"}, 503: ERRORS[503]},
+)
+async def enqueue_ping(
+    body: PingRequest, request: Request, response: Response, queue: Queue
+) -> JobResponse:
+    job = await queue.enqueue("ping", body.message, _job_id=body.job_id, _defer_by=body.defer_by)
+    return accepted(request, response, job)
+
+
+@router.post(
+    "/sync-invoice",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Enqueue an invoice sync (idempotent: one job per invoice at a time)",
+    responses={409: {"description": "This invoice is already being synced"}, 503: ERRORS[503]},
+)
+async def enqueue_sync_invoice(
+    body: SyncInvoiceRequest, request: Request, response: Response, queue: Queue
+) -> JobResponse:
+    job = await queue.enqueue(
+        "sync_invoice", body.invoice_id, _job_id=f"sync-invoice-{body.invoice_id}"
+    )
+    return accepted(request, response, job)
+
+
+@router.get("/{job_id}", summary="A job's status, and its result once complete", responses=ERRORS)
+async def get_job(job_id: JobId, queue: Queue, queue_name: QueueName = None) -> JobResponse:
+    try:
+        return JobResponse.of(await queue.get_job_result(job_id, queue_name))
+    except JobResultUnavailable:
+        return JobResponse.of(await queue.get_job_metadata(job_id, queue_name))
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Abort a job: a waiting one is removed, a running one cancelled",
+    responses={**ERRORS, 409: {"description": "The job already finished"}},
+)
+async def abort_job(job_id: JobId, queue: Queue, queue_name: QueueName = None) -> Response:
+    if await queue.abort_job(job_id, queue_name):
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return Response(
+        content='{"detail":"the job already finished"}',
+        media_type="application/json",
+        status_code=status.HTTP_409_CONFLICT,
+    )

@@ -1,0 +1,76 @@
+"""Logging: one JSON object a line, with the job id and try bound in the worker."""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["bind_job", "configure_logging", "unbind_job"]
+
+_job: ContextVar[dict[str, Any] | None] = ContextVar("job", default=None)
+
+
+def bind_job(job_id: str, job_try: int) -> None:
+    """Add the job id and try to every log line of the current job's task."""
+    _job.set({"job_id": job_id, "job_try": job_try})
+
+
+def unbind_job() -> None:
+    _job.set(None)
+
+
+class JobContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        job = _job.get()
+        record.job_id = job["job_id"] if job else None
+        record.job_try = job["job_try"] if job else None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        job_id = getattr(record, "job_id", None)
+        if job_id is not None:
+            entry["job_id"] = job_id
+            entry["job_try"] = getattr(record, "job_try", None)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    """Send the app's, arq's and uvicorn's logs to stderr in one format."""
+    text_format = "%(asctime)s %(levelname)s %(name)s [%(job_id)s] %(message)s"
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "filters": {"job": {"()": JobContextFilter}},
+            "formatters": {
+                "json": {"()": JsonFormatter},
+                "text": {"format": text_format},
+            },
+            "handlers": {
+                "stderr": {
+                    "class": "logging.StreamHandler",
+                    "formatter": fmt,
+                    "filters": ["job"],
+                }
+            },
+            "root": {"handlers": ["stderr"], "level": level.upper()},
+            "loggers": {
+                name: {"handlers": [], "propagate": True}
+                for name in ("arq", "uvicorn", "uvicorn.access", "uvicorn.error")
+            },
+        }
+    )

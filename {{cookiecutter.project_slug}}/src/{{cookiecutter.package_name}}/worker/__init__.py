@@ -1,0 +1,1 @@
+"""The arq worker: `arq {{ cookiecutter.package_name }}.worker.main.WorkerSettings`."""

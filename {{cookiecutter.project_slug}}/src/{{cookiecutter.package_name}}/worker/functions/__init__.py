@@ -1,0 +1,1 @@
+"""Job functions, one module each. Add yours to `WorkerSettings.functions`."""

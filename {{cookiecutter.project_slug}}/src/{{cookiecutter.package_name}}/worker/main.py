@@ -1,0 +1,77 @@
+"""Worker settings: run with `arq {{ cookiecutter.package_name }}.worker.main.WorkerSettings`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import httpx
+from arq import cron, func
+from arq.connections import RedisSettings
+from arq.cron import CronJob
+from arq.typing import WorkerCoroutine
+from arq.worker import Function
+
+from ..config import get_config
+from ..logs import bind_job, configure_logging, unbind_job
+from ..serialization import deserialize, serialize
+from .functions.cleanup import cleanup_synced_invoices
+from .functions.ping import ping
+from .functions.sync_invoice import sync_invoice
+
+__all__ = ["WorkerSettings", "shutdown", "startup"]
+
+logger = logging.getLogger(__name__)
+config = get_config()
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    """Build the clients every job shares; arq has put its Redis pool in ctx."""
+    configure_logging(config.log_level, config.log_format)
+    ctx["config"] = config
+    ctx["http"] = httpx.AsyncClient(base_url=config.invoice_api_url, timeout=10.0)
+    logger.info("worker started on queue %s at %s", config.arq_queue_name, config.arq_queue_url)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    http: httpx.AsyncClient | None = ctx.pop("http", None)
+    if http is not None:
+        await http.aclose()
+    logger.info("worker stopped")
+
+
+async def job_started(ctx: dict[str, Any]) -> None:
+    bind_job(ctx["job_id"], ctx["job_try"])
+
+
+async def job_ended(ctx: dict[str, Any]) -> None:
+    unbind_job()
+
+
+class WorkerSettings:
+    """Read by arq's CLI; every value comes from `Config`."""
+
+    functions: ClassVar[list[Function | WorkerCoroutine]] = [
+        func(ping, name="ping"),
+        func(sync_invoice, name="sync_invoice"),
+    ]
+    cron_jobs: ClassVar[list[CronJob]] = [
+        cron(cleanup_synced_invoices, name="cleanup_synced_invoices", hour={3}, minute={0})
+    ]
+    redis_settings: ClassVar[RedisSettings] = config.arq_redis_settings
+    queue_name = config.arq_queue_name
+    job_serializer = serialize
+    job_deserializer = deserialize
+    on_startup = startup
+    on_shutdown = shutdown
+    on_job_start = job_started
+    after_job_end = job_ended
+    poll_delay = config.worker_poll_delay
+    max_jobs = config.worker_max_jobs
+    queue_read_limit = config.worker_queue_read_limit
+    job_timeout = config.worker_job_timeout
+    keep_result = config.worker_keep_result
+    max_tries = config.worker_max_tries
+    health_check_interval = config.worker_health_check_interval
+    job_completion_wait = config.worker_job_completion_wait
+    allow_abort_jobs = True

@@ -1,0 +1,218 @@
+"""Fixtures: the app in mock mode, and the queue contract harness (mock or real Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from arq import func
+import redis
+from arq.connections import RedisSettings
+from arq.worker import Worker
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+
+from {{ cookiecutter.package_name }}.config import ArqMode, Config
+from {{ cookiecutter.package_name }}.dependencies.arq import arq_dependency
+from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.queue import ArqQueue, MockArqQueue, RedisArqQueue
+from {{ cookiecutter.package_name }}.serialization import deserialize, serialize
+
+URL_VARIABLE = "{{ cookiecutter.env_prefix }}ARQ_QUEUE_URL"
+KEEP_RESULT_S = 1.0
+
+
+@pytest.fixture
+def config() -> Config:
+    return Config(arq_mode=ArqMode.test, log_format="text")
+
+
+@pytest.fixture
+async def app(config: Config) -> AsyncIterator[FastAPI]:
+    application = create_app(config)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http:
+        yield http
+
+
+@pytest.fixture
+async def mock_queue(app: FastAPI) -> MockArqQueue:
+    queue = await arq_dependency()
+    assert isinstance(queue, MockArqQueue)
+    return queue
+
+
+# --- Real Redis, for the integration marker -------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_config() -> Config:
+    """The production config from the environment; Redis must answer."""
+    if not os.environ.get(URL_VARIABLE):
+        pytest.fail(f"{URL_VARIABLE} is not set: point it at a Redis for the integration tests")
+    config = Config(arq_mode=ArqMode.production)
+    settings = config.arq_redis_settings
+    client = redis.Redis(
+        host=str(settings.host),
+        port=settings.port,
+        unix_socket_path=settings.unix_socket_path,
+        db=settings.database,
+        username=settings.username,
+        password=settings.password,
+        ssl=settings.ssl,
+        socket_connect_timeout=2,
+    )
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        pytest.fail(f"Redis at {config.arq_queue_url} is unreachable ({error}); start one first")
+    finally:
+        client.close()
+    return config
+
+
+# --- The contract harness: the same job functions, run by a real worker or by hand
+
+
+async def succeed(ctx: dict[str, Any], value: int, *, factor: int = 2) -> int:
+    return value * factor
+
+
+async def fail(ctx: dict[str, Any], message: str) -> None:
+    raise ValueError(message)
+
+
+_held: dict[str, asyncio.Event] = {}
+
+
+async def hold(ctx: dict[str, Any]) -> str:
+    """Runs until released (or cancelled by an abort)."""
+    event = _held.setdefault(ctx["job_id"], asyncio.Event())
+    await event.wait()
+    return "released"
+
+
+FUNCTIONS: dict[str, Callable[..., Awaitable[Any]]] = {
+    "succeed": succeed,
+    "fail": fail,
+    "hold": hold,
+}
+
+
+class Harness:
+    """Moves jobs along: a real arq worker for Redis, `set_*` helpers for the mock."""
+
+    def __init__(self, queue: ArqQueue, redis_settings: RedisSettings | None) -> None:
+        self.queue = queue
+        self.redis_settings = redis_settings
+        self._running: list[tuple[asyncio.Task[None], Worker]] = []
+
+    def worker(self, queue_name: str) -> Worker:
+        return Worker(
+            functions=[func(f, name=name) for name, f in FUNCTIONS.items()],
+            redis_settings=self.redis_settings,
+            queue_name=queue_name,
+            burst=True,
+            poll_delay=0.01,
+            handle_signals=False,
+            allow_abort_jobs=True,
+            keep_result=KEEP_RESULT_S,
+            job_serializer=serialize,
+            job_deserializer=deserialize,
+        )
+
+    async def run_all(self, queue_name: str | None = None) -> None:
+        """Run every waiting job in the queue to its end."""
+        queue_name = queue_name or self.queue.default_queue_name
+        if isinstance(self.queue, MockArqQueue):
+            for job_id in list(self.queue._jobs.get(queue_name, {})):
+                await self._run_by_hand(job_id, queue_name)
+            return
+        worker = self.worker(queue_name)
+        try:
+            await worker.main()
+        finally:
+            await worker.close()
+
+    async def start_holding(self, job_id: str, queue_name: str | None = None) -> None:
+        """Get a `hold` job running, and return once the queue says in_progress."""
+        queue_name = queue_name or self.queue.default_queue_name
+        _held[job_id] = asyncio.Event()
+        if isinstance(self.queue, MockArqQueue):
+            await self.queue.set_in_progress(job_id, queue_name)
+            return
+        worker = self.worker(queue_name)
+        self._running.append((asyncio.create_task(worker.main()), worker))
+        for _ in range(500):
+            metadata = await self.queue.get_job_metadata(job_id, queue_name)
+            if metadata.status == "in_progress":
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"job {job_id} never started")
+
+    async def release(self, job_id: str, queue_name: str | None = None) -> None:
+        _held[job_id].set()
+        if isinstance(self.queue, MockArqQueue):
+            await self.queue.set_complete(job_id, result="released", queue_name=queue_name)
+            return
+        await self.wait_for_workers()
+
+    async def wait_for_workers(self) -> None:
+        """Wait for the running burst workers to drain their queue, and close them."""
+        while self._running:
+            task, worker = self._running.pop()
+            try:
+                await asyncio.wait_for(task, timeout=10)
+            finally:
+                await worker.close()
+
+    async def aclose(self) -> None:
+        for event in _held.values():
+            event.set()
+        with contextlib.suppress(Exception):
+            await self.wait_for_workers()
+        await self.queue.aclose()
+
+    async def _run_by_hand(self, job_id: str, queue_name: str) -> None:
+        assert isinstance(self.queue, MockArqQueue)
+        job = await self.queue.get_job_metadata(job_id, queue_name)
+        if job.status != "queued":
+            return
+        await self.queue.set_in_progress(job_id, queue_name)
+        ctx = {"job_id": job_id, "job_try": 1}
+        try:
+            result = await FUNCTIONS[job.name](ctx, *job.args, **job.kwargs)
+        except Exception as error:
+            await self.queue.set_complete(job_id, result=error, success=False, queue_name=queue_name)
+        else:
+            await self.queue.set_complete(job_id, result=result, queue_name=queue_name)
+
+
+@pytest.fixture(params=["mock", pytest.param("redis", marks=pytest.mark.integration)])
+async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    queue_name = f"test:{uuid.uuid4().hex}"
+    if request.param == "mock":
+        harness = Harness(
+            MockArqQueue(default_queue_name=queue_name, keep_result=KEEP_RESULT_S), None
+        )
+    else:
+        config: Config = request.getfixturevalue("redis_config")
+        settings = config.arq_redis_settings
+        harness = Harness(
+            RedisArqQueue.from_settings(settings, default_queue_name=queue_name), settings
+        )
+    try:
+        yield harness
+    finally:
+        await harness.aclose()

@@ -1,0 +1,121 @@
+"""Job routes in mock mode: jobs are moved along with set_in_progress/set_complete."""
+
+from __future__ import annotations
+
+from httpx import AsyncClient
+
+from {{ cookiecutter.package_name }}.queue import MockArqQueue
+
+
+async def test_enqueue_ping_then_follow_it_to_completion(
+    client: AsyncClient, mock_queue: MockArqQueue
+) -> None:
+    response = await client.post("/jobs/ping", json={"message": "hello"})
+
+    assert response.status_code == 202
+    job = response.json()
+    assert job["status"] == "queued"
+    assert job["name"] == "ping"
+    assert response.headers["location"] == f"http://test/jobs/{job['id']}"
+
+    await mock_queue.set_in_progress(job["id"])
+    response = await client.get(f"/jobs/{job['id']}")
+    assert response.json()["status"] == "in_progress"
+    assert response.json()["result"] is None
+
+    await mock_queue.set_complete(job["id"], result="hello")
+    response = await client.get(f"/jobs/{job['id']}")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["success"], body["result"]) == ("complete", True, "hello")
+    assert body["start_time"] is not None
+    assert body["finish_time"] is not None
+
+
+async def test_a_failed_job_shows_its_error(client: AsyncClient, mock_queue: MockArqQueue) -> None:
+    job = (await client.post("/jobs/sync-invoice", json={"invoice_id": "INV-1"})).json()
+    await mock_queue.set_complete(job["id"], result=RuntimeError("upstream 503"), success=False)
+
+    body = (await client.get(f"/jobs/{job['id']}")).json()
+
+    assert body["success"] is False
+    assert body["error"] == {"type": "RuntimeError", "message": "upstream 503"}
+
+
+async def test_duplicate_job_id_answers_409_with_the_existing_job(
+    client: AsyncClient, mock_queue: MockArqQueue
+) -> None:
+    first = await client.post("/jobs/ping", json={"job_id": "nightly-1"})
+    second = await client.post("/jobs/ping", json={"job_id": "nightly-1", "message": "other"})
+
+    assert first.status_code == 202
+    assert second.status_code == 409
+    assert second.headers["location"] == "http://test/jobs/nightly-1"
+    assert second.json()["job_id"] == "nightly-1"
+    stored = await mock_queue.get_job_metadata("nightly-1")
+    assert stored.args == ("pong",)  # no second job replaced the first
+
+
+async def test_sync_invoice_is_idempotent_per_invoice(client: AsyncClient) -> None:
+    first = await client.post("/jobs/sync-invoice", json={"invoice_id": "INV-7"})
+    again = await client.post("/jobs/sync-invoice", json={"invoice_id": "INV-7"})
+    other = await client.post("/jobs/sync-invoice", json={"invoice_id": "INV-8"})
+
+    assert (first.status_code, again.status_code, other.status_code) == (202, 409, 202)
+    assert first.json()["id"] == "sync-invoice-INV-7"
+    assert again.headers["location"].endswith("/jobs/sync-invoice-INV-7")
+
+
+async def test_deferred_ping_reports_deferred(client: AsyncClient) -> None:
+    job = (await client.post("/jobs/ping", json={"defer_by": 60})).json()
+    assert job["status"] == "deferred"
+    assert (await client.get(f"/jobs/{job['id']}")).json()["status"] == "deferred"
+
+
+async def test_invalid_bodies_are_422(client: AsyncClient) -> None:
+    for path, body in [
+        ("/jobs/ping", {"message": "x" * 1001}),
+        ("/jobs/ping", {"job_id": "has spaces"}),
+        ("/jobs/ping", {"defer_by": -1}),
+        ("/jobs/sync-invoice", {}),
+        ("/jobs/sync-invoice", {"invoice_id": "../etc/passwd"}),
+    ]:
+        response = await client.post(path, json=body)
+        assert response.status_code == 422, (path, body)
+
+
+async def test_unknown_job_is_404(client: AsyncClient) -> None:
+    assert (await client.get("/jobs/nope")).status_code == 404
+    assert (await client.delete("/jobs/nope")).status_code == 404
+
+
+async def test_abort_removes_a_queued_job(client: AsyncClient) -> None:
+    job = (await client.post("/jobs/ping", json={})).json()
+
+    assert (await client.delete(f"/jobs/{job['id']}")).status_code == 204
+    assert (await client.get(f"/jobs/{job['id']}")).status_code == 404
+
+
+async def test_abort_cancels_a_running_job(client: AsyncClient, mock_queue: MockArqQueue) -> None:
+    job = (await client.post("/jobs/ping", json={})).json()
+    await mock_queue.set_in_progress(job["id"])
+
+    assert (await client.delete(f"/jobs/{job['id']}")).status_code == 204
+    body = (await client.get(f"/jobs/{job['id']}")).json()
+    assert (body["status"], body["success"]) == ("complete", False)
+    assert body["error"]["type"] == "CancelledError"
+
+
+async def test_abort_of_a_finished_job_is_409(client: AsyncClient, mock_queue: MockArqQueue) -> None:
+    job = (await client.post("/jobs/ping", json={})).json()
+    await mock_queue.set_complete(job["id"], result="pong")
+
+    assert (await client.delete(f"/jobs/{job['id']}")).status_code == 409
+
+
+async def test_routes_are_documented(client: AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert {"/jobs/ping", "/jobs/sync-invoice", "/jobs/{job_id}", "/health", "/health/ready"} <= set(
+        paths
+    )
+    assert "409" in paths["/jobs/ping"]["post"]["responses"]

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from arq.worker import Function
+
+from {{ cookiecutter.package_name }}.logs import JsonFormatter, bind_job, configure_logging, unbind_job
+from {{ cookiecutter.package_name }}.serialization import deserialize, serialize
+from {{ cookiecutter.package_name }}.worker.main import WorkerSettings, config, shutdown, startup
+
+
+def test_worker_runs_the_project_functions_and_the_nightly_cron() -> None:
+    names = {f.name for f in WorkerSettings.functions if isinstance(f, Function)}
+    assert names == {"ping", "sync_invoice"}
+    (cleanup,) = WorkerSettings.cron_jobs
+    assert cleanup.name == "cleanup_synced_invoices"
+    assert (cleanup.hour, cleanup.minute) == ({3}, {0})
+
+
+def test_worker_uses_json_not_pickle_and_tuned_config() -> None:
+    assert WorkerSettings.job_serializer is serialize
+    assert WorkerSettings.job_deserializer is deserialize
+    assert WorkerSettings.poll_delay == config.worker_poll_delay < 0.5
+    assert WorkerSettings.max_jobs == config.worker_max_jobs
+    assert WorkerSettings.health_check_interval == config.worker_health_check_interval <= 60
+    assert WorkerSettings.job_completion_wait == config.worker_job_completion_wait > 0
+    assert WorkerSettings.allow_abort_jobs is True
+    assert WorkerSettings.queue_name == config.arq_queue_name
+
+
+async def test_startup_builds_and_shutdown_closes_shared_clients() -> None:
+    ctx: dict[str, Any] = {}
+    await startup(ctx)
+    http = ctx["http"]
+    assert ctx["config"] is config
+    assert not http.is_closed
+    await shutdown(ctx)
+    assert http.is_closed
+    assert "http" not in ctx
+
+
+def test_job_id_and_try_are_in_every_json_log_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    configure_logging("INFO", "json")
+    logger = logging.getLogger("arq.jobs")
+    bind_job("job-42", 3)
+    try:
+        logger.info("working on it")
+    finally:
+        unbind_job()
+    logger.info("between jobs")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert lines[0]["message"] == "working on it"
+    assert (lines[0]["job_id"], lines[0]["job_try"]) == ("job-42", 3)
+    assert "job_id" not in lines[1]
+    assert isinstance(logging.getLogger().handlers[0].formatter, JsonFormatter)
