@@ -6,19 +6,20 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from arq import func
 import redis
+from arq import func
 from arq.connections import RedisSettings
+from arq.typing import WorkerCoroutine
 from arq.worker import Worker
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
-from {{ cookiecutter.package_name }}.config import ArqMode, Config
+from {{ cookiecutter.package_name }}.config import ArqMode, Config, LogFormat
 from {{ cookiecutter.package_name }}.dependencies.arq import arq_dependency
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.queue import ArqQueue, MockArqQueue, RedisArqQueue
@@ -30,7 +31,7 @@ KEEP_RESULT_S = 1.0
 
 @pytest.fixture
 def config() -> Config:
-    return Config(arq_mode=ArqMode.test, log_format="text")
+    return Config(arq_mode=ArqMode.test, log_format=LogFormat.text)
 
 
 @pytest.fixture
@@ -103,7 +104,7 @@ async def hold(ctx: dict[str, Any]) -> str:
     return "released"
 
 
-FUNCTIONS: dict[str, Callable[..., Awaitable[Any]]] = {
+FUNCTIONS: dict[str, WorkerCoroutine] = {
     "succeed": succeed,
     "fail": fail,
     "hold": hold,
@@ -194,7 +195,9 @@ class Harness:
         try:
             result = await FUNCTIONS[job.name](ctx, *job.args, **job.kwargs)
         except Exception as error:
-            await self.queue.set_complete(job_id, result=error, success=False, queue_name=queue_name)
+            await self.queue.set_complete(
+                job_id, result=error, success=False, queue_name=queue_name
+            )
         else:
             await self.queue.set_complete(job_id, result=result, queue_name=queue_name)
 

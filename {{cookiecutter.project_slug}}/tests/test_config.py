@@ -20,7 +20,12 @@ def test_reads_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.arq_queue_name == "invoices"
     assert config.worker_max_tries == 7
     settings = config.arq_redis_settings
-    assert (settings.host, settings.port, settings.database, settings.ssl) == ("cache", 6390, 2, True)
+    assert (settings.host, settings.port, settings.database, settings.ssl) == (
+        "cache",
+        6390,
+        2,
+        True,
+    )
 
 
 def test_password_in_the_url_moves_to_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,7 +38,12 @@ def test_password_in_the_url_moves_to_a_secret(monkeypatch: pytest.MonkeyPatch) 
     assert config.arq_queue_password.get_secret_value() == "hunter2"
     assert config.arq_redis_settings.password == "hunter2"
     assert config.arq_redis_settings.username == "app"
-    for text in (repr(config), str(config), config.model_dump_json(), repr(config.arq_redis_settings)):
+    for text in (
+        repr(config),
+        str(config),
+        config.model_dump_json(),
+        repr(config.arq_redis_settings),
+    ):
         assert "hunter2" not in text
 
 
@@ -54,4 +64,4 @@ def test_bad_url_is_a_clear_error() -> None:
 
 def test_bad_mode_is_rejected() -> None:
     with pytest.raises(ValidationError, match="arq_mode"):
-        Config(arq_mode="staging")
+        Config(arq_mode="staging")  # type: ignore[arg-type]

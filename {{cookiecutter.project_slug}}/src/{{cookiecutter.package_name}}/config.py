@@ -47,22 +47,22 @@ class Config(BaseSettings):
 
     arq_mode: ArqMode = ArqMode.production
     arq_queue_url: str = Field(
-        "redis://localhost:6379/0",
+        default="redis://localhost:6379/0",
         description="Redis DSN: redis://, rediss:// (TLS) or unix://, with ?db= or /db",
     )
     arq_queue_password: SecretStr | None = None
-    arq_queue_name: str = Field(default_queue_name, min_length=1)
+    arq_queue_name: str = Field(default=default_queue_name, min_length=1)
 
     # Worker tuning. arq polls Redis every poll_delay seconds and reads at most
     # queue_read_limit ids a poll: with arq's 0.5 s default a worker drains
     # about 200 jobs/s on 2 cores; 0.05 s with 100 concurrent jobs drains about
     # ten times that while an idle worker still does only 20 cheap polls a second.
     worker_poll_delay: Seconds = 0.05
-    worker_max_jobs: int = Field(100, ge=1)
-    worker_queue_read_limit: int | None = Field(None, ge=1)
+    worker_max_jobs: int = Field(default=100, ge=1)
+    worker_queue_read_limit: int | None = Field(default=None, ge=1)
     worker_job_timeout: Seconds = 300
     worker_keep_result: Seconds = 3600
-    worker_max_tries: int = Field(5, ge=1)
+    worker_max_tries: int = Field(default=5, ge=1)
     worker_retry_backoff: Seconds = 2.0
     # A liveness probe (`arq --check`) fails when the health key is older than
     # this interval plus one second: arq's default of one hour is useless there.
@@ -70,20 +70,18 @@ class Config(BaseSettings):
     # On SIGTERM the worker stops taking jobs and waits this long for running
     # ones; keep compose's stop_grace_period (and Kubernetes'
     # terminationGracePeriodSeconds) above it.
-    worker_job_completion_wait: int = Field(25, ge=0)
+    worker_job_completion_wait: int = Field(default=25, ge=0)
 
     # The example job fetches invoices from this API.
     invoice_api_url: str = "http://localhost:8080"
-    invoice_retention_days: int = Field(30, ge=1)
+    invoice_retention_days: int = Field(default=30, ge=1)
 
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.json
 
     @model_validator(mode="after")
     def _move_password_out_of_url(self) -> Self:
-        password = (
-            self.arq_queue_password.get_secret_value() if self.arq_queue_password else None
-        )
+        password = self.arq_queue_password.get_secret_value() if self.arq_queue_password else None
         settings = parse_redis_dsn(self.arq_queue_url, password=password)
         if settings.password is not None and password is None:
             object.__setattr__(self, "arq_queue_password", SecretStr(settings.password))

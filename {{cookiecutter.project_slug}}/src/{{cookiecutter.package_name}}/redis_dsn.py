@@ -32,9 +32,7 @@ class RedactedRedisSettings(RedisSettings):
 
     def __repr__(self) -> str:
         fields = {**self.__dict__, "password": "**********" if self.password else None}
-        return "RedisSettings({})".format(
-            ", ".join(f"{k}={v!r}" for k, v in fields.items())
-        )
+        return "RedisSettings({})".format(", ".join(f"{k}={v!r}" for k, v in fields.items()))
 
 
 def parse_redis_dsn(dsn: str, *, password: str | None = None) -> RedactedRedisSettings:
@@ -113,9 +111,7 @@ def _database(path: str, query: dict[str, str]) -> int:
 def _apply_tls(settings: RedisSettings, query: dict[str, str]) -> None:
     if "ssl_cert_reqs" in query:
         if query["ssl_cert_reqs"] not in CERT_REQS:
-            raise InvalidRedisDsn(
-                f"ssl_cert_reqs must be one of {', '.join(sorted(CERT_REQS))}"
-            )
+            raise InvalidRedisDsn(f"ssl_cert_reqs must be one of {', '.join(sorted(CERT_REQS))}")
         settings.ssl_cert_reqs = query["ssl_cert_reqs"]
     if "ssl_check_hostname" in query:
         value = query["ssl_check_hostname"].lower()

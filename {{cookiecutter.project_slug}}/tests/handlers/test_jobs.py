@@ -106,7 +106,9 @@ async def test_abort_cancels_a_running_job(client: AsyncClient, mock_queue: Mock
     assert body["error"]["type"] == "CancelledError"
 
 
-async def test_abort_of_a_finished_job_is_409(client: AsyncClient, mock_queue: MockArqQueue) -> None:
+async def test_abort_of_a_finished_job_is_409(
+    client: AsyncClient, mock_queue: MockArqQueue
+) -> None:
     job = (await client.post("/jobs/ping", json={})).json()
     await mock_queue.set_complete(job["id"], result="pong")
 
@@ -115,7 +117,11 @@ async def test_abort_of_a_finished_job_is_409(client: AsyncClient, mock_queue: M
 
 async def test_routes_are_documented(client: AsyncClient) -> None:
     paths = (await client.get("/openapi.json")).json()["paths"]
-    assert {"/jobs/ping", "/jobs/sync-invoice", "/jobs/{job_id}", "/health", "/health/ready"} <= set(
-        paths
-    )
+    assert {
+        "/jobs/ping",
+        "/jobs/sync-invoice",
+        "/jobs/{job_id}",
+        "/health",
+        "/health/ready",
+    } <= set(paths)
     assert "409" in paths["/jobs/ping"]["post"]["responses"]

@@ -14,6 +14,7 @@ from {{ cookiecutter.package_name }}.worker.main import WorkerSettings, config, 
 def test_worker_runs_the_project_functions_and_the_nightly_cron() -> None:
     names = {f.name for f in WorkerSettings.functions if isinstance(f, Function)}
     assert names == {"ping", "sync_invoice"}
+    assert WorkerSettings.cron_jobs is not None
     (cleanup,) = WorkerSettings.cron_jobs
     assert cleanup.name == "cleanup_synced_invoices"
     assert (cleanup.hour, cleanup.minute) == ({3}, {0})

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel
 
 from ..dependencies.arq import arq_dependency
@@ -31,10 +30,10 @@ async def live() -> Health:
     summary="Readiness: the job queue (Redis) answers",
     responses={503: {"model": Health, "description": "Redis is unreachable"}},
 )
-async def ready(queue: Annotated[ArqQueue, Depends(arq_dependency)]) -> Health | JSONResponse:
+async def ready(queue: Annotated[ArqQueue, Depends(arq_dependency)], response: Response) -> Health:
     try:
         await queue.ping()
     except QueueUnavailable as error:
-        body = Health(status="unavailable", reason=str(error))
-        return JSONResponse(body.model_dump(), status_code=503)
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return Health(status="unavailable", reason=str(error))
     return Health(status="ok")

@@ -47,11 +47,17 @@ class JobResponse(BaseModel):
 
 
 class PingRequest(BaseModel):
-    message: str = Field("pong", max_length=1000, description="Returned as the job's result")
-    job_id: str | None = Field(
-        None, pattern=JOB_ID_PATTERN, description="Idempotency key: a second job with it is refused"
+    message: str = Field(
+        default="pong", max_length=1000, description="Returned as the job's result"
     )
-    defer_by: float | None = Field(None, ge=0, le=86400, description="Seconds to wait before running")
+    job_id: str | None = Field(
+        default=None,
+        pattern=JOB_ID_PATTERN,
+        description="Idempotency key: a second job with it is refused",
+    )
+    defer_by: float | None = Field(
+        default=None, ge=0, le=86400, description="Seconds to wait before running"
+    )
 
 
 class SyncInvoiceRequest(BaseModel):

@@ -33,9 +33,7 @@ class ArqQueue(ABC):
         """Enqueue a job; raise `JobNotQueued` if `_job_id` is taken."""
 
     @abstractmethod
-    async def get_job_metadata(
-        self, job_id: str, queue_name: str | None = None
-    ) -> JobMetadata:
+    async def get_job_metadata(self, job_id: str, queue_name: str | None = None) -> JobMetadata:
         """The job's metadata and status; raise `JobNotFound`."""
 
     @abstractmethod

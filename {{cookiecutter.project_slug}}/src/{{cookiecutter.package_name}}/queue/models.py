@@ -59,8 +59,8 @@ class JobResult(JobMetadata):
     start_time: datetime
     finish_time: datetime
     success: bool
-    result: Any = Field(None, description="The return value when success is true")
-    error: JobError | None = Field(None, description="The failure when success is false")
+    result: Any = Field(default=None, description="The return value when success is true")
+    error: JobError | None = Field(default=None, description="The failure when success is false")
 
 
 class JobNotQueued(Exception):

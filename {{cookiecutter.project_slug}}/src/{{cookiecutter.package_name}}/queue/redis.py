@@ -125,7 +125,9 @@ class RedisArqQueue(ArqQueue):
         queue = self._queue(queue_name)
         result, job, score, in_progress = await self._read(job_id, queue)
         if result is not None:
-            return _metadata(deserialize_result(result, deserializer=deserialize), job_id, JobStatus.complete)
+            return _metadata(
+                deserialize_result(result, deserializer=deserialize), job_id, JobStatus.complete
+            )
         if job is None or (score is None and not in_progress):
             # Like arq's Job.status(): a job that is not in this queue is not found.
             raise JobNotFound(job_id)
@@ -188,9 +190,9 @@ class RedisArqQueue(ArqQueue):
         async with self._pool.pipeline(transaction=True) as pipe:
             await pipe.watch(in_progress_key)
             if await pipe.exists(in_progress_key) or await pipe.zscore(queue, job_id) is None:
-                await pipe.reset()
+                await pipe.reset()  # type: ignore[no-untyped-call]
                 return False
-            pipe.multi()
+            pipe.multi()  # type: ignore[no-untyped-call]
             pipe.zrem(queue, job_id)
             pipe.delete(job_key_prefix + job_id, retry_key_prefix + job_id)
             # Touch the key a worker WATCHes while it claims the job, so a
@@ -215,7 +217,9 @@ def _status(score: float | None, *, in_progress: bool) -> JobStatus:
     return JobStatus.deferred if score > timestamp_ms() else JobStatus.queued
 
 
-def _metadata(info: JobDef, job_id: str, status: JobStatus, queue: str | None = None) -> JobMetadata:
+def _metadata(
+    info: JobDef, job_id: str, status: JobStatus, queue: str | None = None
+) -> JobMetadata:
     queue_name = getattr(info, "queue_name", None) or queue or ""
     return JobMetadata(
         id=job_id,
@@ -226,4 +230,3 @@ def _metadata(info: JobDef, job_id: str, status: JobStatus, queue: str | None = 
         status=status,
         queue_name=queue_name,
     )
-

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import Any
 
 import httpx
 from arq import cron, func
 from arq.connections import RedisSettings
 from arq.cron import CronJob
-from arq.typing import WorkerCoroutine
+from arq.typing import StartupShutdown, WorkerCoroutine
 from arq.worker import Function
 
 from ..config import get_config
@@ -51,19 +52,20 @@ async def job_ended(ctx: dict[str, Any]) -> None:
 class WorkerSettings:
     """Read by arq's CLI; every value comes from `Config`."""
 
-    functions: ClassVar[list[Function | WorkerCoroutine]] = [
+    # Annotated as arq's WorkerSettingsBase protocol declares them.
+    functions: Sequence[WorkerCoroutine | Function] = (
         func(ping, name="ping"),
         func(sync_invoice, name="sync_invoice"),
-    ]
-    cron_jobs: ClassVar[list[CronJob]] = [
-        cron(cleanup_synced_invoices, name="cleanup_synced_invoices", hour={3}, minute={0})
-    ]
-    redis_settings: ClassVar[RedisSettings] = config.arq_redis_settings
+    )
+    cron_jobs: Sequence[CronJob] | None = (
+        cron(cleanup_synced_invoices, name="cleanup_synced_invoices", hour={3}, minute={0}),
+    )
+    redis_settings: RedisSettings = config.arq_redis_settings
     queue_name = config.arq_queue_name
     job_serializer = serialize
     job_deserializer = deserialize
-    on_startup = startup
-    on_shutdown = shutdown
+    on_startup: StartupShutdown | None = startup
+    on_shutdown: StartupShutdown | None = shutdown
     on_job_start = job_started
     after_job_end = job_ended
     poll_delay = config.worker_poll_delay

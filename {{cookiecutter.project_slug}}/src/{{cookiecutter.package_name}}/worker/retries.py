@@ -13,7 +13,7 @@ __all__ = ["backoff", "retry_or_raise"]
 
 def backoff(config: Config, job_try: int) -> float:
     """Seconds to wait before try ``job_try + 1``: base, 2x base, 4x base, ..."""
-    return config.worker_retry_backoff * 2 ** (job_try - 1)
+    return float(config.worker_retry_backoff * 2 ** (job_try - 1))
 
 
 def retry_or_raise(ctx: dict[str, Any], error: Exception) -> NoReturn:

@@ -30,5 +30,7 @@ async def cleanup_synced_invoices(ctx: dict[str, Any]) -> int:
             pipe.zrem(SYNCED_INDEX, *names)
             await pipe.execute()
         removed += len(names)
-    logger.info("removed %d synced invoices older than %d days", removed, config.invoice_retention_days)
+    logger.info(
+        "removed %d synced invoices older than %d days", removed, config.invoice_retention_days
+    )
     return removed
