@@ -1,4 +1,4 @@
-"""The {{ cookiecutter.project_slug }} pattern: fetch a record from an upstream API, store it idempotently.
+"""The invoice-sync pattern: fetch a record from an upstream API, store it idempotently.
 
 Run it twice and the stored state is the same; the API enqueues it with
 ``_job_id=sync-invoice-<id>`` so a second request while one runs is refused.

@@ -1,4 +1,7 @@
-"""The FastAPI app. Run it with `uvicorn --factory {{ cookiecutter.package_name }}.main:create_app`."""
+"""The FastAPI app.
+
+Run it with `uvicorn --factory {{ cookiecutter.package_name }}.main:create_app`.
+"""
 
 from __future__ import annotations
 

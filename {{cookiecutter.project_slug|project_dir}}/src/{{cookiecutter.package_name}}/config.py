@@ -1,4 +1,7 @@
-"""Settings of the service and its worker, read from `{{ cookiecutter.env_prefix }}*` variables."""
+"""Settings of the service and its worker, read from the environment.
+
+Every variable name starts with `{{ cookiecutter.env_prefix }}`.
+"""
 
 from __future__ import annotations
 

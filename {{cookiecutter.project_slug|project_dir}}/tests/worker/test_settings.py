@@ -6,7 +6,12 @@ from typing import Any
 import pytest
 from arq.worker import Function
 
-from {{ cookiecutter.package_name }}.logs import JsonFormatter, bind_job, configure_logging, unbind_job
+from {{ cookiecutter.package_name }}.logs import (
+    JsonFormatter,
+    bind_job,
+    configure_logging,
+    unbind_job,
+)
 from {{ cookiecutter.package_name }}.serialization import deserialize, serialize
 from {{ cookiecutter.package_name }}.worker.main import WorkerSettings, config, shutdown, startup
 

@@ -1,0 +1,83 @@
+"""Bad answers fail in the pre-gen hook with one clear line, and leave nothing behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+BAD_ANSWERS = [
+    ({"project_slug": "Invoice Sync"}, "project_slug 'Invoice Sync' is invalid: must be a lowercase distribution name"),
+    ({"project_slug": "../escape"}, "project_slug '../escape' is invalid"),
+    ({"project_slug": "a/b"}, "project_slug 'a/b' is invalid"),
+    ({"project_slug": "invoice--sync"}, "project_slug 'invoice--sync' is invalid"),
+    ({"package_name": "arq"}, "package_name 'arq' is invalid: must not shadow a dependency or tool module"),
+    ({"package_name": "redis"}, "package_name 'redis' is invalid: must not shadow a dependency"),
+    ({"package_name": "fastapi"}, "package_name 'fastapi' is invalid: must not shadow a dependency"),
+    ({"package_name": "test"}, "package_name 'test' is invalid: must not shadow"),
+    ({"package_name": "json"}, "package_name 'json' is invalid: must not shadow a standard-library module"),
+    ({"package_name": "class"}, "package_name 'class' is invalid: must not be a Python keyword"),
+    ({"package_name": "match"}, "package_name 'match' is invalid: must not be a Python keyword"),
+    ({"package_name": "Invoice"}, "package_name 'Invoice' is invalid: must be a lowercase Python identifier"),
+    ({"package_name": "1invoice"}, "package_name '1invoice' is invalid"),
+    ({"package_name": "x" * 31}, "must be at most 30 characters"),
+    ({"project_name": "   "}, "project_name '   ' is invalid: must not be empty"),
+    ({"project_name": "123"}, "project_slug '123' is invalid"),
+    ({"author_email": "not-an-email"}, "author_email 'not-an-email' is invalid: must look like name@example.com"),
+    ({"author_email": "a@b"}, "author_email 'a@b' is invalid"),
+    ({"github_org": "my org"}, "github_org 'my org' is invalid"),
+    ({"env_prefix": "lower_"}, "env_prefix 'lower_' is invalid"),
+    ({"env_prefix": "NO_TRAILING"}, "env_prefix 'NO_TRAILING' is invalid"),
+]
+
+
+@pytest.mark.parametrize(("answers", "message"), BAD_ANSWERS, ids=lambda v: str(v)[:40])
+def test_bad_answer_fails_clearly_and_leaves_nothing(
+    tmp_path: Path, cookiecutter_config: Path, answers: dict[str, str], message: str
+) -> None:
+    output = tmp_path / "out"
+    output.mkdir()
+    args = [sys.executable, "-m", "cookiecutter", "--no-input", "--config-file", str(cookiecutter_config)]
+    args += ["-o", str(output), str(ROOT)] + [f"{k}={v}" for k, v in answers.items()]
+
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+    assert len(error_lines) == 1, result.stderr
+    assert list(output.iterdir()) == []
+
+
+@pytest.mark.parametrize(("name", "value"), [("python_version", "3.9"), ("license", "GPL"), ("ci", "jenkins")])
+def test_choices_outside_the_list_are_refused_before_rendering(
+    tmp_path: Path, cookiecutter_config: Path, name: str, value: str
+) -> None:
+    """cookiecutter itself refuses these, before the hooks run and before writing."""
+    output = tmp_path / "out"
+    output.mkdir()
+    args = [sys.executable, "-m", "cookiecutter", "--no-input", "--config-file", str(cookiecutter_config)]
+    args += ["-o", str(output), str(ROOT), f"{name}={value}"]
+
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+
+    assert result.returncode != 0
+    assert f"{value} provided for choice variable {name}" in result.stderr
+    assert list(output.iterdir()) == []
+
+
+def test_a_good_answer_set_renders(tmp_path: Path, cookiecutter_config: Path) -> None:
+    output = tmp_path / "out"
+    args = [sys.executable, "-m", "cookiecutter", "--no-input", "--config-file", str(cookiecutter_config)]
+    args += ["-o", str(output), str(ROOT), "project_name=Payments Hub", "package_name=payments"]
+    env = {**os.environ, "FASTAPI_ARQ_SKIP_LOCK": "1"}
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False, env=env)
+    assert result.returncode == 0, result.stderr
+    assert (output / "payments-hub" / "src" / "payments" / "main.py").exists()
+    assert "cd payments-hub" in result.stdout
+    assert "tox" in result.stdout

@@ -1,1 +1,0 @@
-"""{{ cookiecutter.project_slug }}: a FastAPI service with background jobs on arq."""
