@@ -62,6 +62,19 @@ def bake(tmp_path: Path, cookiecutter_config: Path) -> Bake:
     return _bake
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without the outer tox's TOX_*/virtualenv settings,
+    which would make a nested tox reuse the outer work dir."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("TOX_") and k not in {"VIRTUAL_ENV", "PYTHONHOME"}
+    }
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    env.update(extra)
+    return env
+
+
 def run(
     args: list[str], cwd: Path | None = None, timeout: float = 600, **kwargs: Any
 ) -> subprocess.CompletedProcess[str]:
@@ -127,10 +140,10 @@ def default_project(tmp_path_factory: pytest.TempPathFactory, cookiecutter_confi
 
 
 @pytest.fixture(scope="session")
-def project_venv(default_project: Path) -> Path:
+def project_venv(default_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A venv with the default project installed as the Docker image installs it."""
-    venv = default_project / ".venv-e2e"
-    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    venv = tmp_path_factory.mktemp("e2e-venv") / "venv"
+    env = clean_env()
     run(["uv", "venv", "--quiet", "--python", sys.executable, str(venv)], env=env)
     run(
         ["uv", "sync", "--frozen", "--no-default-groups", "--no-editable", "--quiet"],
