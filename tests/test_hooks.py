@@ -81,3 +81,19 @@ def test_a_good_answer_set_renders(tmp_path: Path, cookiecutter_config: Path) ->
     assert (output / "payments-hub" / "src" / "payments" / "main.py").exists()
     assert "cd payments-hub" in result.stdout
     assert "tox" in result.stdout
+
+
+def test_without_uv_the_project_renders_and_says_how_to_lock(tmp_path: Path, cookiecutter_config: Path) -> None:
+    output = tmp_path / "out"
+    args = [sys.executable, "-m", "cookiecutter", "--no-input", "--config-file", str(cookiecutter_config)]
+    args += ["-o", str(output), str(ROOT)]
+    # No uv on PATH (the interpreter is called by its absolute path).
+    env = {k: v for k, v in os.environ.items() if k != "FASTAPI_ARQ_SKIP_LOCK"}
+    env["PATH"] = "/usr/bin:/bin"
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False, env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert "uv was not found, so uv.lock was not written" in result.stdout
+    assert "uv lock" in result.stdout
+    assert not (output / "invoice-sync" / "uv.lock").exists()
+    assert (output / "invoice-sync" / "pyproject.toml").exists()
