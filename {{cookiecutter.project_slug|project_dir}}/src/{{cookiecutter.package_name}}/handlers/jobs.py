@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from ..dependencies.arq import arq_dependency
@@ -114,8 +115,6 @@ async def get_job(job_id: JobId, queue: Queue, queue_name: QueueName = None) -> 
 async def abort_job(job_id: JobId, queue: Queue, queue_name: QueueName = None) -> Response:
     if await queue.abort_job(job_id, queue_name):
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return Response(
-        content='{"detail":"the job already finished"}',
-        media_type="application/json",
-        status_code=status.HTTP_409_CONFLICT,
+    return JSONResponse(
+        {"detail": "the job already finished"}, status_code=status.HTTP_409_CONFLICT
     )
