@@ -45,11 +45,21 @@ class JsonFormatter(logging.Formatter):
             entry["job_try"] = getattr(record, "job_try", None)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return _encoder.encode(entry)
+
+
+_encoder = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Send the app's, arq's and uvicorn's logs to stderr in one format."""
+    """Send the app's, arq's and uvicorn's logs to stderr in one format.
+
+    `level` applies to all of them. uvicorn's access log stays off when uvicorn
+    was started with `--no-access-log` (it leaves that logger without handlers
+    and not propagating).
+    """
+    access = logging.getLogger("uvicorn.access")
+    access_log = bool(access.handlers) or access.propagate
     text_format = "%(asctime)s %(levelname)s %(name)s [%(job_id)s] %(message)s"
     logging.config.dictConfig(
         {
@@ -69,8 +79,10 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
             },
             "root": {"handlers": ["stderr"], "level": level.upper()},
             "loggers": {
-                name: {"handlers": [], "propagate": True}
-                for name in ("arq", "uvicorn", "uvicorn.access", "uvicorn.error")
+                "arq": {"handlers": [], "propagate": True, "level": "NOTSET"},
+                "uvicorn": {"handlers": [], "propagate": True, "level": "NOTSET"},
+                "uvicorn.error": {"handlers": [], "propagate": True, "level": "NOTSET"},
+                "uvicorn.access": {"handlers": [], "propagate": access_log, "level": "NOTSET"},
             },
         }
     )

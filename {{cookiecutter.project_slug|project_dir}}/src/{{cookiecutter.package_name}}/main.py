@@ -51,7 +51,7 @@ async def job_not_found(request: Request, error: Exception) -> JSONResponse:
 
 async def job_not_queued(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, JobNotQueued)
-    location = str(request.url_for("get_job", job_id=error.job_id))
+    location = jobs.job_location(request, error.job_id)
     return JSONResponse(
         {"detail": str(error), "job_id": error.job_id},
         status_code=status.HTTP_409_CONFLICT,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from httpx import AsyncClient
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
 
 from {{ cookiecutter.package_name }}.queue import MockArqQueue
 
@@ -16,7 +17,7 @@ async def test_enqueue_ping_then_follow_it_to_completion(
     job = response.json()
     assert job["status"] == "queued"
     assert job["name"] == "ping"
-    assert response.headers["location"] == f"http://test/jobs/{job['id']}"
+    assert response.headers["location"] == f"/jobs/{job['id']}"
 
     await mock_queue.set_in_progress(job["id"])
     response = await client.get(f"/jobs/{job['id']}")
@@ -30,6 +31,17 @@ async def test_enqueue_ping_then_follow_it_to_completion(
     assert (body["status"], body["success"], body["result"]) == ("complete", True, "hello")
     assert body["start_time"] is not None
     assert body["finish_time"] is not None
+
+
+async def test_location_is_below_the_root_path_behind_a_proxy(app: FastAPI) -> None:
+    transport = ASGITransport(app=app, root_path="/api")
+    async with AsyncClient(transport=transport, base_url="http://test") as client:
+        first = await client.post("/api/jobs/ping", json={"job_id": "behind-proxy"})
+        second = await client.post("/api/jobs/ping", json={"job_id": "behind-proxy"})
+        followed = await client.get(first.headers["location"])
+
+    assert first.headers["location"] == second.headers["location"] == "/api/jobs/behind-proxy"
+    assert followed.json()["id"] == "behind-proxy"
 
 
 async def test_a_failed_job_shows_its_error(client: AsyncClient, mock_queue: MockArqQueue) -> None:
@@ -50,7 +62,7 @@ async def test_duplicate_job_id_answers_409_with_the_existing_job(
 
     assert first.status_code == 202
     assert second.status_code == 409
-    assert second.headers["location"] == "http://test/jobs/nightly-1"
+    assert second.headers["location"] == "/jobs/nightly-1"
     assert second.json()["job_id"] == "nightly-1"
     stored = await mock_queue.get_job_metadata("nightly-1")
     assert stored.args == ("pong",)  # no second job replaced the first

@@ -63,3 +63,28 @@ def test_job_id_and_try_are_in_every_json_log_line(capsys: pytest.CaptureFixture
     assert (lines[0]["job_id"], lines[0]["job_try"]) == ("job-42", 3)
     assert "job_id" not in lines[1]
     assert isinstance(logging.getLogger().handlers[0].formatter, JsonFormatter)
+
+
+def test_log_level_applies_to_arq_and_uvicorn(capsys: pytest.CaptureFixture[str]) -> None:
+    logging.getLogger("uvicorn.access").setLevel(logging.INFO)  # as uvicorn's own config does
+    configure_logging("WARNING", "text")
+    logging.getLogger("uvicorn.access").info("GET / 200")
+    logging.getLogger("arq.worker").info("job done")
+    logging.getLogger("arq.worker").warning("job failed")
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].endswith("job failed")
+
+
+def test_uvicorns_no_access_log_is_respected(capsys: pytest.CaptureFixture[str]) -> None:
+    access = logging.getLogger("uvicorn.access")
+    access.handlers, access.propagate = [], False  # what `uvicorn --no-access-log` leaves
+    try:
+        configure_logging("INFO", "text")
+        access.info("GET / 200")
+        assert capsys.readouterr().err == ""
+    finally:
+        access.propagate = True
+    configure_logging("INFO", "text")
+    access.info("GET / 200")
+    assert "GET / 200" in capsys.readouterr().err
