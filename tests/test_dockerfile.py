@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from .conftest import DEFAULT_PACKAGE, run
-from .test_end_to_end import dockerfile_cmd
+from .support import dockerfile_cmd
 
 
 def test_dockerfile_passes_hadolint(default_project: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import threading
@@ -14,12 +13,19 @@ from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
 
-from .conftest import DEFAULT_PACKAGE, DEFAULT_PREFIX, RedisServer, free_port
+from .support import (
+    DEFAULT_PACKAGE,
+    DEFAULT_PREFIX,
+    Process,
+    RedisServer,
+    dockerfile_cmd,
+    free_port,
+)
 
 PASSWORD = "e2e-Secret-pa55word"
 JOB_TIMEOUT_S = 3
@@ -28,18 +34,11 @@ JOB_TIMEOUT_S = 3
 RERUN_AFTER_S = JOB_TIMEOUT_S + 10
 
 
-def dockerfile_cmd(project: Path) -> list[str]:
-    match = re.search(r"^CMD (\[.*\])\s*$", (project / "Dockerfile").read_text(), re.MULTILINE)
-    assert match, "the Dockerfile has no exec-form CMD"
-    cmd: list[str] = json.loads(match.group(1))
-    return cmd
-
-
 class Upstream(BaseHTTPRequestHandler):
     """The invoice API: `slow-*` takes 2 s, `down-*` always answers 503."""
 
-    hits: Counter[str] = Counter()
-    started: dict[str, threading.Event] = {}
+    hits: ClassVar[Counter[str]] = Counter()
+    started: ClassVar[dict[str, threading.Event]] = {}
 
     def do_GET(self) -> None:
         invoice_id = self.path.rsplit("/", 1)[-1]
@@ -60,26 +59,6 @@ class Upstream(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
-
-
-class Process:
-    """A child process whose output goes to a log file we can read and search."""
-
-    def __init__(self, name: str, args: list[str], env: dict[str, str], logdir: Path) -> None:
-        self.log = logdir / f"{name}-{time.monotonic_ns()}.log"
-        self._file = self.log.open("wb")
-        self.popen = subprocess.Popen(args, env=env, stdout=self._file, stderr=subprocess.STDOUT)
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(sig)
-        try:
-            return self.popen.wait(timeout=timeout)
-        finally:
-            self._file.close()
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,9 @@ def test_any_project_name_renders_or_fails_cleanly(cookiecutter_config: Path, pr
         for command in (["check"], ["format", "--check"]):
             result = subprocess.run(
                 [sys.executable, "-m", "ruff", *command, "--no-cache", "."],
-                cwd=project, capture_output=True, text=True, check=False,
+                cwd=project,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             assert result.returncode == 0, f"{project_name!r}: {result.stdout}"

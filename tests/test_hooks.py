@@ -12,7 +12,10 @@ import pytest
 from .conftest import ROOT
 
 BAD_ANSWERS = [
-    ({"project_slug": "Invoice Sync"}, "project_slug 'Invoice Sync' is invalid: must be a lowercase distribution name"),
+    (
+        {"project_slug": "Invoice Sync"},
+        "project_slug 'Invoice Sync' is invalid: must be a lowercase distribution name",
+    ),
     ({"project_slug": "../escape"}, "project_slug '../escape' is invalid"),
     ({"project_slug": "a/b"}, "project_slug 'a/b' is invalid"),
     ({"project_slug": "invoice--sync"}, "project_slug 'invoice--sync' is invalid"),
@@ -28,7 +31,10 @@ BAD_ANSWERS = [
     ({"package_name": "x" * 31}, "must be at most 30 characters"),
     ({"project_name": "   "}, "project_name '   ' is invalid: must not be empty"),
     ({"project_name": "123"}, "project_slug '123' is invalid"),
-    ({"author_email": "not-an-email"}, "author_email 'not-an-email' is invalid: must look like name@example.com"),
+    (
+        {"author_email": "not-an-email"},
+        "author_email 'not-an-email' is invalid: must look like name@example.com",
+    ),
     ({"author_email": "a@b"}, "author_email 'a@b' is invalid"),
     ({"github_org": "my org"}, "github_org 'my org' is invalid"),
     ({"env_prefix": "lower_"}, "env_prefix 'lower_' is invalid"),
@@ -54,7 +60,9 @@ def test_bad_answer_fails_clearly_and_leaves_nothing(
     assert list(output.iterdir()) == []
 
 
-@pytest.mark.parametrize(("name", "value"), [("python_version", "3.9"), ("license", "GPL"), ("ci", "jenkins")])
+@pytest.mark.parametrize(
+    ("name", "value"), [("python_version", "3.9"), ("license", "GPL"), ("ci", "jenkins")]
+)
 def test_choices_outside_the_list_are_refused_before_rendering(
     tmp_path: Path, cookiecutter_config: Path, name: str, value: str
 ) -> None:
@@ -83,7 +91,9 @@ def test_a_good_answer_set_renders(tmp_path: Path, cookiecutter_config: Path) ->
     assert "tox" in result.stdout
 
 
-def test_without_uv_the_project_renders_and_says_how_to_lock(tmp_path: Path, cookiecutter_config: Path) -> None:
+def test_without_uv_the_project_renders_and_says_how_to_lock(
+    tmp_path: Path, cookiecutter_config: Path
+) -> None:
     output = tmp_path / "out"
     args = [sys.executable, "-m", "cookiecutter", "--no-input", "--config-file", str(cookiecutter_config)]
     args += ["-o", str(output), str(ROOT)]

@@ -25,7 +25,7 @@ MATRIX: list[dict[str, Any]] = [
         "project_name": "Ledger Reconciliation Worker",
         "license": "BSD-3-Clause",
         "ci": "github",
-        "author_name": "O'Brien \"Quotes\" & Co",
+        "author_name": 'O\'Brien "Quotes" & Co',
         "description": 'Says "hi" \\ with a backslash',
     },
 ]
