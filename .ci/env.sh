@@ -1,0 +1,20 @@
+# Sourced by .ci/run and bench/run: what the template's suite and benchmarks need.
+# Installs what is missing (Debian packages need root), puts the pyenv Pythons on PATH.
+
+export UV_PYTHON_DOWNLOADS=never
+# tox finds the other Pythons (3.12, 3.13) for the generated project's envs on PATH.
+for version in 3.11 3.12 3.13; do
+  for dir in /root/.pyenv/versions/"$version".*/bin; do
+    [ -d "$dir" ] && PATH="$PATH:$dir"
+  done
+done
+export PATH
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}"
+fi
+python3 -m pip install --quiet --disable-pip-version-check "tox>=4.22" "tox-uv>=1.16"

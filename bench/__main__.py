@@ -1,0 +1,94 @@
+"""Run the benchmarks: `python -m bench` from the repo root (or `tox -e bench`).
+
+Renders the default project into a temporary directory, installs it as its
+Docker image does, starts a private redis-server, and measures the generated
+project beside baselines in the same run. Prints a table and writes JSON.
+Nothing here asserts a timing: targets are reported as met or not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.support import ROOT, RedisServer, make_project_venv, render
+
+from . import drain, enqueue, green
+from .report import machine, table
+from .workspace import Workspace
+
+PARTS = ("drain", "enqueue", "green")
+
+
+def positive(kind: type[int]) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        return value
+
+    return parse
+
+
+def parts(text: str) -> list[str]:
+    chosen = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = sorted(set(chosen) - set(PARTS))
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(PARTS)}; got {text!r}")
+    return chosen
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", type=parts, default=list(PARTS), help="comma-separated: %(default)s")
+    parser.add_argument("--jobs", type=positive(int), default=10000, help="jobs per drain (%(default)s)")
+    parser.add_argument("--repeats", type=positive(int), default=3, help="rounds per variant (%(default)s)")
+    parser.add_argument("--duration", type=positive(int), default=10, help="wrk seconds (%(default)s)")
+    parser.add_argument("--warmup", type=int, default=2, help="wrk warm-up seconds, 0 for none")
+    parser.add_argument("--connections", type=positive(int), default=16, help="wrk connections")
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "latest.json", help="output")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="fastapi-arq-bench-") as tmp:
+        workdir = Path(tmp)
+        config = workdir / "cookiecutter.yaml"
+        config.write_text(f'cookiecutters_dir: "{workdir}/cc"\nreplay_dir: "{workdir}/replay"\n')
+        project = render(workdir / "render", config, lock=True)
+        redis = RedisServer(workdir)
+        (workdir / "logs").mkdir()
+        ws = Workspace(project, make_project_venv(project, workdir / "venv"), redis, workdir / "logs")
+        results: dict[str, object] = {
+            "machine": machine(ws),
+            "arguments": sys.argv[1:] if argv is None else argv,
+        }
+        redis.start()
+        try:
+            if "drain" in args.parts:
+                print("worker drain ...", file=sys.stderr)
+                results["drain"] = drain.measure(ws, args.jobs, args.repeats)
+            if "enqueue" in args.parts:
+                print("enqueue over HTTP ...", file=sys.stderr)
+                results["enqueue"] = enqueue.measure(
+                    ws, args.duration, args.warmup, args.connections, args.repeats
+                )
+        finally:
+            redis.stop()
+        if "green" in args.parts:
+            print("time to green ...", file=sys.stderr)
+            results["green"] = green.measure(workdir, config)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    print(f"\nwritten to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""The machine a run was taken on, and the results as a table."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .workspace import Workspace
+
+PACKAGES = ("arq", "fastapi", "uvicorn", "uvloop", "httptools", "redis", "pydantic")
+TARGETS = {"template_vs_bare_tuned": 0.95, "template_vs_direct_enqueue_job": 0.9}
+
+
+def first_line(args: list[str]) -> str:
+    try:
+        result = subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
+    except OSError:
+        return "not found"
+    return (result.stdout or result.stderr).strip().splitlines()[0]
+
+
+def machine(ws: Workspace) -> dict[str, Any]:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    meminfo = Path("/proc/meminfo").read_text().split()
+    os_release = dict(
+        line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line
+    )
+    script = (
+        "import importlib.metadata as m, json, platform; print(json.dumps({'python': "
+        f"platform.python_version(), **{{p: m.version(p) for p in {PACKAGES!r}}}}}))"
+    )
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpu": next(
+            (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
+            platform.machine(),
+        ),
+        "cores": os.cpu_count(),
+        "memory_gib": round(int(meminfo[meminfo.index("MemTotal:") + 1]) / 2**20, 1),
+        "os": os_release.get("PRETTY_NAME", "").strip('"') + f", Linux {platform.release()}",
+        "project_venv": json.loads(first_line([ws.bin("python"), "-c", script])),
+        "redis_server": first_line(["redis-server", "--version"]),
+        "wrk": first_line(["wrk", "--version"]),
+    }
+
+
+def target(name: str, ratio: float) -> str:
+    goal = TARGETS.get(name)
+    if goal is None:
+        return f"{ratio:.2f}x"
+    return f"{ratio:.2f}x (target >= {goal}: {'met' if ratio >= goal else 'NOT met'})"
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores"]
+    if drain := results.get("drain"):
+        lines += ["", f"Worker drain: {drain['jobs']:,} no-op jobs, median of {drain['repeats']}"]
+        lines += [f"  {'worker':<34}{'jobs/s':>10}"]
+        lines += [f"  {name:<34}{rate:>10,.0f}" for name, rate in drain["jobs_per_s"].items()]
+        lines += [f"  {name}: {target(name, r)}" for name, r in drain["ratios"].items()]
+    if enqueue := results.get("enqueue"):
+        lines += [
+            "",
+            (
+                f"Enqueue over HTTP: wrk, {enqueue['connections']} connections, "
+                f"{enqueue['duration_s']:g} s, median of {enqueue['repeats']}"
+            ),
+            f"  {'server':<24}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'server cpu':>12}{'wrk cpu':>9}",
+        ]
+        for name, f in enqueue["servers"].items():
+            lines.append(
+                f"  {name:<24}{f['requests_per_s']:>9,.0f}{f['p50_ms']:>9.2f}{f['p99_ms']:>9.2f}"
+                f"{f['server_cpu']:>12.0%}{f['wrk_cpu']:>9.0%}"
+            )
+        lines += [f"  {name}: {target(name, r)}" for name, r in enqueue["ratios"].items()]
+    if green := results.get("green"):
+        lines += ["", "Time to green: cookiecutter --no-input, then tox"]
+        lines += [f"  {'uv cache':<10}{'render s':>10}{'tox s':>8}{'total s':>9}{'cache MB':>10}"]
+        for label in ("cold", "warm"):
+            g = green[label]
+            lines.append(
+                f"  {label:<10}{g['render_s']:>10.1f}{g['tox_s']:>8.1f}{g['total_s']:>9.1f}"
+                f"{g['uv_cache_mb_after']:>10.0f}"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,40 @@
+"""What every benchmark part shares: the rendered project, its venv, a private Redis."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support import DEFAULT_PACKAGE, DEFAULT_PREFIX, RedisServer
+
+IN_VENV = Path(__file__).resolve().parent / "in_venv"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    project: Path
+    venv: Path
+    redis: RedisServer
+    logs: Path
+    package: str = DEFAULT_PACKAGE
+    prefix: str = DEFAULT_PREFIX
+
+    def bin(self, name: str) -> str:
+        return str(self.venv / "bin" / name)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The environment of a process run from the project's venv, as in its image."""
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("TOX_", DEFAULT_PREFIX)) and key != "VIRTUAL_ENV"
+        }
+        env.update(
+            PATH=f"{self.venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+            PYTHONPATH=str(IN_VENV),
+            BENCH_REDIS_URL=self.redis.url,
+            **{f"{self.prefix}ARQ_MODE": "production", f"{self.prefix}ARQ_QUEUE_URL": self.redis.url},
+        )
+        env.update(extra)
+        return env

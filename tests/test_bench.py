@@ -1,0 +1,122 @@
+"""The benchmark command works end to end, at a tiny size, so `bench/` cannot rot.
+
+Nothing here checks a timing: only that every figure was measured and the ratios
+are the quotients of the figures they name.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.enqueue import parse_wrk, with_app
+from bench.report import table
+
+from .support import ROOT, clean_env
+
+WRK_OUTPUT = """Running 1s test @ http://127.0.0.1:8000/jobs/ping
+  1 threads and 4 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   520.00us  100.00us   2.10ms   90.00%
+  Latency Distribution
+     50%  480.00us
+     75%  510.00us
+     90%  600.00us
+     99%    1.20ms
+  7000 requests in 1.00s, 1.00MB read
+Requests/sec:   7000.50
+Transfer/sec:      1.00MB
+"""
+
+
+def test_wrk_output_is_parsed_in_milliseconds() -> None:
+    assert parse_wrk(WRK_OUTPUT) == {"requests_per_s": 7000.5, "p50_ms": 0.48, "p99_ms": 1.2}
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        ("  Non-2xx or 3xx responses: 12\n", "12 requests failed"),
+        ("  Socket errors: connect 0, read 3, write 0, timeout 0\n", "socket errors"),
+    ],
+)
+def test_failed_requests_make_the_run_fail(extra: str, error: str) -> None:
+    with pytest.raises(RuntimeError, match=error):
+        parse_wrk(WRK_OUTPUT.replace("Requests/sec", extra + "Requests/sec"))
+
+
+def test_baselines_run_with_the_compose_command_but_their_own_app() -> None:
+    command = ["uvicorn", "--factory", "pkg.main:create_app", "--host", "0.0.0.0", "--port", "8000"]
+    assert with_app(command, "minimal_app:create_app", 1234, "--http", "h11") == [
+        "uvicorn",
+        "--factory",
+        "minimal_app:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "1234",
+        "--http",
+        "h11",
+    ]
+
+
+def test_bad_arguments_are_refused_before_any_work(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--parts", "drain,speed", "--json", str(tmp_path / "x.json")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "choose from drain, enqueue, green" in result.stderr
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_every_part_is_measured_side_by_side(tmp_path: Path) -> None:
+    assert shutil.which("wrk"), "wrk is not installed (apt-get install wrk; .ci/run does it)"
+    output = tmp_path / "bench.json"
+    args = [sys.executable, "-m", "bench", "--jobs", "300", "--repeats", "1", "--duration", "1"]
+    args += ["--warmup", "0", "--connections", "4", "--json", str(output)]
+    result = subprocess.run(
+        args, cwd=ROOT, env=clean_env(), capture_output=True, text=True, check=False, timeout=1500
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = json.loads(output.read_text())
+
+    drain = results["drain"]
+    rates = drain["jobs_per_s"]
+    assert set(rates) == {"template", "bare_defaults", "bare_tuned"}
+    assert all(rate > 0 for rate in rates.values())
+    assert drain["ratios"]["template_vs_bare_tuned"] == pytest.approx(
+        rates["template"] / rates["bare_tuned"]
+    )
+    assert drain["tuned_settings"]["max_jobs"] == 100  # read from the generated WorkerSettings
+
+    servers = results["enqueue"]["servers"]
+    assert set(servers) == {
+        "template",
+        "direct_enqueue_job",
+        "no_redis_ceiling",
+        "template_asyncio_h11",
+    }
+    for figures in servers.values():
+        assert figures["requests_per_s"] > 0
+        assert 0 < figures["p50_ms"] <= figures["p99_ms"]
+    assert results["enqueue"]["ratios"]["template_vs_direct_enqueue_job"] == pytest.approx(
+        servers["template"]["requests_per_s"] / servers["direct_enqueue_job"]["requests_per_s"]
+    )
+
+    for cache in ("cold", "warm"):
+        green = results["green"][cache]
+        assert green["total_s"] == pytest.approx(green["render_s"] + green["tox_s"])
+        assert green["tox_s"] > 0
+
+    assert results["machine"]["cores"] >= 1
+    assert table(results) in result.stdout
