@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from arq.worker import create_worker
@@ -13,6 +14,8 @@ from httpx import ASGITransport, AsyncClient
 
 from {{ cookiecutter.package_name }}.config import Config
 from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.queue import JobNotQueued, RedisArqQueue
+from {{ cookiecutter.package_name }}.queue.redis import connect_pool
 from {{ cookiecutter.package_name }}.worker.main import WorkerSettings
 
 pytestmark = pytest.mark.integration
@@ -67,3 +70,36 @@ async def test_duplicate_job_id_makes_no_second_job(api: AsyncClient, queue_conf
     body = (await api.get(f"/jobs/{job_id}")).json()
     assert body["result"] == "first"
     assert (await api.post("/jobs/ping", json={"job_id": job_id})).status_code == 409
+
+
+async def test_enqueue_is_one_redis_round_trip(
+    queue_config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = connect_pool(
+        queue_config.arq_redis_settings, default_queue_name=queue_config.arq_queue_name
+    )
+    queue = RedisArqQueue(pool)
+    try:
+        await queue.enqueue("ping", "warm-up")  # loads the enqueue script into Redis once
+        commands: list[object] = []
+        execute_command: Callable[..., Awaitable[Any]] = pool.execute_command
+
+        async def counted(*args: Any, **options: Any) -> Any:
+            commands.append(args[0])
+            return await execute_command(*args, **options)
+
+        def no_pipeline(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("enqueue must not need a pipeline or transaction")
+
+        monkeypatch.setattr(pool, "execute_command", counted)
+        monkeypatch.setattr(pool, "pipeline", no_pipeline)
+        for _ in range(5):
+            await queue.enqueue("ping", "once")
+        taken = f"one-trip-{uuid.uuid4().hex}"
+        await queue.enqueue("ping", "first", _job_id=taken)
+        with pytest.raises(JobNotQueued):  # refused in the same single round trip
+            await queue.enqueue("ping", "again", _job_id=taken)
+    finally:
+        await queue.aclose()
+
+    assert commands == ["EVALSHA"] * 7
