@@ -18,10 +18,8 @@ from pathlib import Path
 from tests.support import ROOT, RedisServer, make_project_venv, render
 
 from . import drain, enqueue, green
-from .report import machine, table
+from .report import PARTS, machine, table
 from .workspace import Workspace
-
-PARTS = ("drain", "enqueue", "green")
 
 
 def positive(kind: type[int]) -> Callable[[str], int]:
@@ -68,26 +66,36 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine(ws),
             "arguments": sys.argv[1:] if argv is None else argv,
         }
+        failed = False
+
+        def measure(part: str, run_part: Callable[[], object]) -> None:
+            """Run one part; a failure is recorded and reported, the other parts still run."""
+            nonlocal failed
+            if part not in args.parts:
+                return
+            print(f"{part} ...", file=sys.stderr)
+            try:
+                results[part] = run_part()
+            except Exception as error:  # noqa: BLE001 - reported, then the exit code says it
+                failed = True
+                results[part] = {"error": f"{type(error).__name__}: {error}"}
+                print(f"{part} failed: {type(error).__name__}: {error}", file=sys.stderr)
+
         redis.start()
         try:
-            if "drain" in args.parts:
-                print("worker drain ...", file=sys.stderr)
-                results["drain"] = drain.measure(ws, args.jobs, args.repeats)
-            if "enqueue" in args.parts:
-                print("enqueue over HTTP ...", file=sys.stderr)
-                results["enqueue"] = enqueue.measure(
-                    ws, args.duration, args.warmup, args.connections, args.repeats
-                )
+            measure("drain", lambda: drain.measure(ws, args.jobs, args.repeats))
+            measure(
+                "enqueue",
+                lambda: enqueue.measure(ws, args.duration, args.warmup, args.connections, args.repeats),
+            )
         finally:
             redis.stop()
-        if "green" in args.parts:
-            print("time to green ...", file=sys.stderr)
-            results["green"] = green.measure(workdir, config)
+        measure("green", lambda: green.measure(workdir, config))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
     print(f"\nwritten to {args.json}")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -116,7 +116,7 @@ def load_once(ws: Workspace, name: str, duration: float, warmup: float, connecti
 def measure(ws: Workspace, duration: float, warmup: float, connections: int, repeats: int) -> dict[str, Any]:
     """Median of each figure over `repeats` rounds; the servers take turns."""
     if shutil.which("wrk") is None or shutil.which("redis-cli") is None:
-        raise SystemExit("the enqueue benchmark needs wrk and redis-cli: apt-get install wrk redis-tools")
+        raise RuntimeError("the enqueue benchmark needs wrk and redis-cli: apt-get install wrk redis-tools")
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in servers(ws)}
     for round_ in range(repeats):
         for name, runs in samples.items():

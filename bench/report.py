@@ -12,6 +12,7 @@ from typing import Any
 
 from .workspace import Workspace
 
+PARTS = ("drain", "enqueue", "green")
 PACKAGES = ("arq", "fastapi", "uvicorn", "uvloop", "httptools", "redis", "pydantic")
 TARGETS = {"template_vs_bare_tuned": 0.95, "template_vs_direct_enqueue_job": 0.9}
 
@@ -58,12 +59,15 @@ def target(name: str, ratio: float) -> str:
 
 def table(results: dict[str, Any]) -> str:
     lines = [f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores"]
-    if drain := results.get("drain"):
+    lines += [
+        f"{part}: FAILED, {results[part]['error']}" for part in PARTS if "error" in results.get(part, {})
+    ]
+    if (drain := results.get("drain")) and "error" not in drain:
         lines += ["", f"Worker drain: {drain['jobs']:,} no-op jobs, median of {drain['repeats']}"]
         lines += [f"  {'worker':<34}{'jobs/s':>10}"]
         lines += [f"  {name:<34}{rate:>10,.0f}" for name, rate in drain["jobs_per_s"].items()]
         lines += [f"  {name}: {target(name, r)}" for name, r in drain["ratios"].items()]
-    if enqueue := results.get("enqueue"):
+    if (enqueue := results.get("enqueue")) and "error" not in enqueue:
         lines += [
             "",
             (
@@ -78,7 +82,7 @@ def table(results: dict[str, Any]) -> str:
                 f"{f['server_cpu']:>12.0%}{f['wrk_cpu']:>9.0%}"
             )
         lines += [f"  {name}: {target(name, r)}" for name, r in enqueue["ratios"].items()]
-    if green := results.get("green"):
+    if (green := results.get("green")) and "error" not in green:
         lines += ["", "Time to green: cookiecutter --no-input, then tox"]
         lines += [f"  {'uv cache':<10}{'render s':>10}{'tox s':>8}{'total s':>9}{'cache MB':>10}"]
         for label in ("cold", "warm"):

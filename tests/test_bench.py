@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import bench.__main__ as bench_main
 from bench.enqueue import parse_wrk, with_app
 from bench.report import table
 
@@ -79,6 +80,25 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path: Path) -> None:
     assert not (tmp_path / "x.json").exists()
 
 
+def test_a_failing_part_is_reported_and_the_others_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("redis went away")
+
+    monkeypatch.setattr(bench_main.drain, "measure", broken)
+    run = {"render_s": 1.0, "tox_s": 2.0, "total_s": 3.0, "uv_cache_mb_after": 9.0}
+    monkeypatch.setattr(bench_main.green, "measure", lambda *args: {"cold": run, "warm": run})
+    output = tmp_path / "bench.json"
+
+    assert bench_main.main(["--parts", "drain,green", "--json", str(output)]) == 1
+
+    results = json.loads(output.read_text())
+    assert results["drain"] == {"error": "RuntimeError: redis went away"}
+    assert results["green"] == {"cold": run, "warm": run}
+    assert "drain: FAILED, RuntimeError: redis went away" in capsys.readouterr().out
+
+
 def test_every_part_is_measured_side_by_side(tmp_path: Path) -> None:
     assert shutil.which("wrk"), "wrk is not installed (apt-get install wrk; .ci/run does it)"
     output = tmp_path / "bench.json"
@@ -94,9 +114,7 @@ def test_every_part_is_measured_side_by_side(tmp_path: Path) -> None:
     rates = drain["jobs_per_s"]
     assert set(rates) == {"template", "bare_defaults", "bare_tuned"}
     assert all(rate > 0 for rate in rates.values())
-    assert drain["ratios"]["template_vs_bare_tuned"] == pytest.approx(
-        rates["template"] / rates["bare_tuned"]
-    )
+    assert drain["ratios"]["template_vs_bare_tuned"] == pytest.approx(rates["template"] / rates["bare_tuned"])
     assert drain["tuned_settings"]["max_jobs"] == 100  # read from the generated WorkerSettings
 
     servers = results["enqueue"]["servers"]
