@@ -44,7 +44,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--parts", type=parts, default=list(PARTS), help="comma-separated: %(default)s")
     parser.add_argument("--jobs", type=positive(int), default=10000, help="jobs per drain (%(default)s)")
-    parser.add_argument("--repeats", type=positive(int), default=3, help="rounds per variant (%(default)s)")
+    parser.add_argument(
+        "--defaults-jobs",
+        type=positive(int),
+        default=2000,
+        help="jobs for the worker with arq's defaults, at most --jobs (%(default)s)",
+    )
+    parser.add_argument("--repeats", type=positive(int), default=5, help="rounds per variant (%(default)s)")
     parser.add_argument("--duration", type=positive(int), default=10, help="wrk seconds (%(default)s)")
     parser.add_argument("--warmup", type=int, default=2, help="wrk warm-up seconds, 0 for none")
     parser.add_argument("--connections", type=positive(int), default=16, help="wrk connections")
@@ -83,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
         redis.start()
         try:
-            measure("drain", lambda: drain.measure(ws, args.jobs, args.repeats))
+            measure("drain", lambda: drain.measure(ws, args.jobs, args.defaults_jobs, args.repeats))
             measure(
                 "enqueue",
                 lambda: enqueue.measure(ws, args.duration, args.warmup, args.connections, args.repeats),

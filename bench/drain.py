@@ -9,6 +9,7 @@ from typing import Any
 
 from tests.support import dockerfile_cmd, run
 
+from .stats import paired_ratio, take_turns
 from .workspace import IN_VENV, Workspace
 
 
@@ -17,8 +18,8 @@ def workers(ws: Workspace) -> dict[str, tuple[list[str], str | None]]:
     program, *rest = dockerfile_cmd(ws.project)
     return {
         "template": ([ws.bin(program), *rest], f"{ws.package}.serialization"),
-        "bare_defaults": ([ws.bin("arq"), "bare_worker.BareDefaults"], None),
         "bare_tuned": ([ws.bin("arq"), "bare_worker.BareTuned"], None),
+        "bare_defaults": ([ws.bin("arq"), "bare_worker.BareDefaults"], None),
     }
 
 
@@ -40,24 +41,30 @@ def drain_once(
     return float(result["jobs_per_s"])
 
 
-def measure(ws: Workspace, jobs: int, repeats: int) -> dict[str, Any]:
-    """Median jobs/s of each variant over `repeats` rounds; the variants take turns."""
+def measure(ws: Workspace, jobs: int, defaults_jobs: int, repeats: int) -> dict[str, Any]:
+    """Median jobs/s of each variant over `repeats` rounds, the variants taking turns.
+
+    The worker with arq's defaults drains `defaults_jobs` (at most `jobs`): its rate
+    is set by its 0.5 s poll and is the same from the first seconds on.
+    """
     tuned = tuned_settings(ws)
     env = ws.env(BENCH_TUNED=json.dumps(tuned))
-    samples: dict[str, list[float]] = {name: [] for name in workers(ws)}
+    variants = workers(ws)
+    counts = {name: jobs for name in variants} | {"bare_defaults": min(jobs, defaults_jobs)}
+    samples: dict[str, list[float]] = {name: [] for name in variants}
     for round_ in range(repeats):
-        for name, (argv, serializer) in workers(ws).items():
-            samples[name].append(drain_once(ws, name, argv, serializer, jobs, env))
+        for name in take_turns(list(variants), round_):
+            argv, serializer = variants[name]
+            samples[name].append(drain_once(ws, name, argv, serializer, counts[name], env))
             print(f"  drain round {round_ + 1}: {name} {samples[name][-1]:,.0f} jobs/s", file=sys.stderr)
-    rates = {name: statistics.median(values) for name, values in samples.items()}
     return {
-        "jobs": jobs,
+        "jobs": counts,
         "repeats": repeats,
         "tuned_settings": tuned,
-        "jobs_per_s": rates,
+        "jobs_per_s": {name: statistics.median(values) for name, values in samples.items()},
         "samples": samples,
         "ratios": {
-            "template_vs_bare_tuned": rates["template"] / rates["bare_tuned"],
-            "template_vs_bare_defaults": rates["template"] / rates["bare_defaults"],
+            "template_vs_bare_tuned": paired_ratio(samples["template"], samples["bare_tuned"]),
+            "template_vs_bare_defaults": paired_ratio(samples["template"], samples["bare_defaults"]),
         },
     }

@@ -22,6 +22,7 @@ import yaml
 
 from tests.support import Process, free_port, run, wait_for_port
 
+from .stats import paired_ratio, take_turns
 from .workspace import Workspace
 
 LUA = Path(__file__).resolve().parent / "post.lua"
@@ -119,15 +120,15 @@ def measure(ws: Workspace, duration: float, warmup: float, connections: int, rep
         raise RuntimeError("the enqueue benchmark needs wrk and redis-cli: apt-get install wrk redis-tools")
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in servers(ws)}
     for round_ in range(repeats):
-        for name, runs in samples.items():
-            runs.append(load_once(ws, name, duration, warmup, connections))
-            rate = runs[-1]["requests_per_s"]
+        for name in take_turns(list(samples), round_):
+            samples[name].append(load_once(ws, name, duration, warmup, connections))
+            rate = samples[name][-1]["requests_per_s"]
             print(f"  enqueue round {round_ + 1}: {name} {rate:,.0f} req/s", file=sys.stderr)
     medians = {
         name: {key: statistics.median(s[key] for s in runs) for key in runs[0]}
         for name, runs in samples.items()
     }
-    rps = {name: figures["requests_per_s"] for name, figures in medians.items()}
+    rps = {name: [s["requests_per_s"] for s in runs] for name, runs in samples.items()}
     return {
         "duration_s": duration,
         "connections": connections,
@@ -136,8 +137,8 @@ def measure(ws: Workspace, duration: float, warmup: float, connections: int, rep
         "servers": medians,
         "samples": samples,
         "ratios": {
-            "template_vs_direct_enqueue_job": rps["template"] / rps["direct_enqueue_job"],
-            "template_vs_no_redis_ceiling": rps["template"] / rps["no_redis_ceiling"],
-            "uvloop_httptools_vs_asyncio_h11": rps["template"] / rps["template_asyncio_h11"],
+            "template_vs_direct_enqueue_job": paired_ratio(rps["template"], rps["direct_enqueue_job"]),
+            "template_vs_no_redis_ceiling": paired_ratio(rps["template"], rps["no_redis_ceiling"]),
+            "uvloop_httptools_vs_asyncio_h11": paired_ratio(rps["template"], rps["template_asyncio_h11"]),
         },
     }

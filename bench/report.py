@@ -50,11 +50,12 @@ def machine(ws: Workspace) -> dict[str, Any]:
     }
 
 
-def target(name: str, ratio: float) -> str:
+def target(name: str, ratio: dict[str, float]) -> str:
+    figure = f"{ratio['median']:.2f}x (rounds {ratio['min']:.2f}-{ratio['max']:.2f})"
     goal = TARGETS.get(name)
     if goal is None:
-        return f"{ratio:.2f}x"
-    return f"{ratio:.2f}x (target >= {goal}: {'met' if ratio >= goal else 'NOT met'})"
+        return figure
+    return f"{figure}, target >= {goal}: {'met' if ratio['median'] >= goal else 'NOT met'}"
 
 
 def table(results: dict[str, Any]) -> str:
@@ -63,7 +64,8 @@ def table(results: dict[str, Any]) -> str:
         f"{part}: FAILED, {results[part]['error']}" for part in PARTS if "error" in results.get(part, {})
     ]
     if (drain := results.get("drain")) and "error" not in drain:
-        lines += ["", f"Worker drain: {drain['jobs']:,} no-op jobs, median of {drain['repeats']}"]
+        jobs = ", ".join(f"{name} {count:,}" for name, count in drain["jobs"].items())
+        lines += ["", f"Worker drain: no-op jobs ({jobs}), median of {drain['repeats']} rounds"]
         lines += [f"  {'worker':<34}{'jobs/s':>10}"]
         lines += [f"  {name:<34}{rate:>10,.0f}" for name, rate in drain["jobs_per_s"].items()]
         lines += [f"  {name}: {target(name, r)}" for name, r in drain["ratios"].items()]
@@ -72,7 +74,7 @@ def table(results: dict[str, Any]) -> str:
             "",
             (
                 f"Enqueue over HTTP: wrk, {enqueue['connections']} connections, "
-                f"{enqueue['duration_s']:g} s, median of {enqueue['repeats']}"
+                f"{enqueue['duration_s']:g} s, median of {enqueue['repeats']} rounds"
             ),
             f"  {'server':<24}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'server cpu':>12}{'wrk cpu':>9}",
         ]
