@@ -79,10 +79,12 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
             },
             "root": {"handlers": ["stderr"], "level": level.upper()},
             "loggers": {
-                "arq": {"handlers": [], "propagate": True, "level": "NOTSET"},
-                "uvicorn": {"handlers": [], "propagate": True, "level": "NOTSET"},
-                "uvicorn.error": {"handlers": [], "propagate": True, "level": "NOTSET"},
-                "uvicorn.access": {"handlers": [], "propagate": access_log, "level": "NOTSET"},
+                name: {
+                    "handlers": [],
+                    "propagate": access_log if name == "uvicorn.access" else True,
+                    "level": "NOTSET",  # `level` above applies
+                }
+                for name in ("arq", "uvicorn", "uvicorn.access", "uvicorn.error")
             },
         }
     )
