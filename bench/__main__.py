@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.support import ROOT, RedisServer, make_project_venv, render
+from tests.support import ROOT, RedisServer, cookiecutter_config, make_project_venv, render
 
 from . import drain, enqueue, green
 from .report import PARTS, machine, table
@@ -62,8 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="fastapi-arq-bench-") as tmp:
         workdir = Path(tmp)
-        config = workdir / "cookiecutter.yaml"
-        config.write_text(f'cookiecutters_dir: "{workdir}/cc"\nreplay_dir: "{workdir}/replay"\n')
+        config = cookiecutter_config(workdir)
         project = render(workdir / "render", config, lock=True)
         redis = RedisServer(workdir)
         (workdir / "logs").mkdir()

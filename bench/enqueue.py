@@ -90,11 +90,13 @@ def wrk(url: str, duration: float, connections: int) -> tuple[str, float]:
     return output, children_cpu_seconds() - before
 
 
-def load_once(ws: Workspace, name: str, duration: float, warmup: float, connections: int) -> dict[str, float]:
+def load_once(
+    ws: Workspace, name: str, command: list[str], duration: float, warmup: float, connections: int
+) -> dict[str, float]:
     app, path, extra = servers(ws)[name]
     port = free_port()
     run(["redis-cli", "-p", str(ws.redis.port), "flushall"])
-    server = Process(name, with_app(api_command(ws), app, port, *extra), ws.env(), ws.logs)
+    server = Process(name, with_app(command, app, port, *extra), ws.env(), ws.logs)
     try:
         wait_for_port(port, server.popen)
         url = f"http://127.0.0.1:{port}{path}"
@@ -118,10 +120,11 @@ def measure(ws: Workspace, duration: float, warmup: float, connections: int, rep
     """Median of each figure over `repeats` rounds; the servers take turns."""
     if shutil.which("wrk") is None or shutil.which("redis-cli") is None:
         raise RuntimeError("the enqueue benchmark needs wrk and redis-cli: apt-get install wrk redis-tools")
+    command = api_command(ws)
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in servers(ws)}
     for round_ in range(repeats):
         for name in take_turns(list(samples), round_):
-            samples[name].append(load_once(ws, name, duration, warmup, connections))
+            samples[name].append(load_once(ws, name, command, duration, warmup, connections))
             rate = samples[name][-1]["requests_per_s"]
             print(f"  enqueue round {round_ + 1}: {name} {rate:,.0f} req/s", file=sys.stderr)
     medians = {
@@ -133,7 +136,7 @@ def measure(ws: Workspace, duration: float, warmup: float, connections: int, rep
         "duration_s": duration,
         "connections": connections,
         "repeats": repeats,
-        "command": api_command(ws),
+        "command": command,
         "servers": medians,
         "samples": samples,
         "ratios": {

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support import DEFAULT_PACKAGE, DEFAULT_PREFIX, RedisServer
+from tests.support import DEFAULT_PACKAGE, DEFAULT_PREFIX, RedisServer, clean_env
 
 IN_VENV = Path(__file__).resolve().parent / "in_venv"
 
@@ -25,11 +25,7 @@ class Workspace:
 
     def env(self, **extra: str) -> dict[str, str]:
         """The environment of a process run from the project's venv, as in its image."""
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("TOX_", DEFAULT_PREFIX)) and key != "VIRTUAL_ENV"
-        }
+        env = {key: value for key, value in clean_env().items() if not key.startswith(self.prefix)}
         env.update(
             PATH=f"{self.venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
             PYTHONPATH=str(IN_VENV),

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from . import support
 from .support import (
     DEFAULT_PACKAGE,
     DEFAULT_PREFIX,
@@ -38,10 +39,7 @@ Bake = Callable[..., Path]
 @pytest.fixture(scope="session")
 def cookiecutter_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A config that keeps replay files and clones out of the home directory."""
-    base = tmp_path_factory.mktemp("cookiecutter-home")
-    config = base / "config.yaml"
-    config.write_text(f'cookiecutters_dir: "{base / "cookiecutters"}"\nreplay_dir: "{base / "replay"}"\n')
-    return config
+    return support.cookiecutter_config(tmp_path_factory.mktemp("cookiecutter-home"))
 
 
 @pytest.fixture

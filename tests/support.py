@@ -28,6 +28,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def cookiecutter_config(base: Path) -> Path:
+    """A cookiecutter config that keeps replay files and clones in `base`, out of the home directory."""
+    config = base / "config.yaml"
+    config.write_text(f'cookiecutters_dir: "{base / "cookiecutters"}"\nreplay_dir: "{base / "replay"}"\n')
+    return config
+
+
 def render(output_dir: Path, config_file: Path, lock: bool = False, **context: Any) -> Path:
     os.environ["FASTAPI_ARQ_SKIP_LOCK"] = "0" if lock else "1"
     try:
@@ -91,13 +98,7 @@ class RedisServer:
         if self.password:
             args += ["--requirepass", self.password]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise AssertionError(f"redis-server did not start on port {self.port}")
+        wait_for_port(self.port, self.process, timeout=10)
 
     def stop(self) -> None:
         if self.process is not None:
