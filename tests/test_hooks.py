@@ -107,3 +107,90 @@ def test_without_uv_the_project_renders_and_says_how_to_lock(
     assert "uv lock" in result.stdout
     assert not (output / "invoice-sync" / "uv.lock").exists()
     assert (output / "invoice-sync" / "pyproject.toml").exists()
+
+
+# What uv 0.13 prints when the index cannot be reached (captured, host name changed) ...
+UV_OFFLINE = """\
+error: Request failed after 3 retries in 3.8s
+  cause: Failed to fetch: https://pypi.example/simple/asgi-lifespan/
+  cause: error sending request for url (https://pypi.example/simple/asgi-lifespan/)
+  cause: client error (Connect)
+  cause: dns error
+  cause: error resolving DNS
+  cause: failed to lookup address information: Name or service not known
+"""
+# ... and when no Python matches requires-python (with UV_PYTHON_DOWNLOADS=never).
+UV_NO_PYTHON = "error: No interpreter found for Python >=3.12 in managed installations or search path\n"
+# uv 0.4 and 0.5 wrote the causes as "Caused by:".
+UV_OLD_OFFLINE = """\
+error: Failed to fetch: `https://pypi.org/simple/arq/`
+  Caused by: Request failed after 3 retries
+  Caused by: error sending request for url (https://pypi.org/simple/arq/)
+  Caused by: client error (Connect)
+  Caused by: dns error: failed to lookup address information: Temporary failure in name resolution
+  Caused by: failed to lookup address information: Temporary failure in name resolution
+"""
+
+
+def render_with_failing_uv(tmp_path: Path, cookiecutter_config: Path, stderr: str) -> str:
+    """Render with a `uv` first on PATH that prints `stderr` and exits 2, as uv does on errors."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "uv-stderr.txt").write_text(stderr)
+    uv = bin_dir / "uv"
+    uv.write_text(f"#!/bin/sh\ncat '{tmp_path / 'uv-stderr.txt'}' >&2\nexit 2\n")
+    uv.chmod(0o755)
+    output = tmp_path / "out"
+    args = [sys.executable, "-m", "cookiecutter", "--no-input", "--config-file", str(cookiecutter_config)]
+    args += ["-o", str(output), str(ROOT)]
+    env = {k: v for k, v in os.environ.items() if k != "FASTAPI_ARQ_SKIP_LOCK"}
+    env["PATH"] = f"{bin_dir}:/usr/bin:/bin"
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False, env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert (output / "invoice-sync" / "pyproject.toml").exists()
+    assert not (output / "invoice-sync" / "uv.lock").exists()
+    assert "`uv lock` failed (exit status 2), so uv.lock was not written:" in result.stdout
+    assert "Once that is fixed, run `uv lock` in the project" in result.stdout
+    return result.stdout
+
+
+@pytest.mark.parametrize(
+    ("stderr", "shown"),
+    [
+        (
+            UV_OFFLINE,
+            [
+                "    error: Request failed after 3 retries in 3.8s",
+                "      cause: Failed to fetch: https://pypi.example/simple/asgi-lifespan/",
+                "      cause: failed to lookup address information: Name or service not known",
+            ],
+        ),
+        (UV_NO_PYTHON, ["    error: No interpreter found for Python >=3.12 in managed installations"]),
+        (
+            UV_OLD_OFFLINE,
+            [
+                "    error: Failed to fetch: `https://pypi.org/simple/arq/`",
+                "      Caused by: dns error: failed to lookup address information: Temporary failure",
+            ],
+        ),
+    ],
+    ids=["offline", "no-python", "offline-old-uv"],
+)
+def test_a_failed_lock_shows_uv_error_and_its_causes(
+    tmp_path: Path, cookiecutter_config: Path, stderr: str, shown: list[str]
+) -> None:
+    stdout = render_with_failing_uv(tmp_path, cookiecutter_config, stderr)
+
+    for line in shown:
+        assert line in stdout, stdout
+
+
+def test_a_long_uv_error_is_cut_short(tmp_path: Path, cookiecutter_config: Path) -> None:
+    causes = "".join(f"  Caused by: layer {n}\n" for n in range(1, 41))
+    stdout = render_with_failing_uv(tmp_path, cookiecutter_config, f"error: deep failure\n{causes}")
+
+    assert "    error: deep failure\n      Caused by: layer 1\n" in stdout
+    assert "layer 40" not in stdout
+    assert "... (32 more lines)" in stdout
+    assert len([line for line in stdout.splitlines() if "Caused by:" in line]) == 8
