@@ -11,11 +11,19 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cookiecutter.main import cookiecutter
+
+if TYPE_CHECKING:
+    import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PACKAGE = "invoice_sync"
@@ -107,6 +115,46 @@ class RedisServer:
             self.process = None
 
 
+class Upstream(BaseHTTPRequestHandler):
+    """The upstream API of the example jobs: any `GET .../<id>` answers `{"id": <id>, "total": 12}`;
+    `slow-*` takes 2 s, `down-*` always answers 503."""
+
+    hits: ClassVar[Counter[str]] = Counter()
+    started: ClassVar[dict[str, threading.Event]] = {}
+
+    def do_GET(self) -> None:
+        record_id = self.path.rsplit("/", 1)[-1]
+        Upstream.hits[record_id] += 1
+        Upstream.started.setdefault(record_id, threading.Event()).set()
+        if record_id.startswith("down-"):
+            self.send_response(503)
+            self.end_headers()
+            return
+        if record_id.startswith("slow-"):
+            time.sleep(2)
+        body = json.dumps({"id": record_id, "total": 12}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def serve_upstream() -> Iterator[str]:
+    """Run `Upstream` on a free port; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Upstream)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
 def dockerfile_cmd(project: Path) -> list[str]:
     match = re.search(r"^CMD (\[.*\])\s*$", (project / "Dockerfile").read_text(), re.MULTILINE)
     assert match, "the Dockerfile has no exec-form CMD"
@@ -117,10 +165,12 @@ def dockerfile_cmd(project: Path) -> list[str]:
 class Process:
     """A child process whose output goes to a log file we can read and search."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], logdir: Path) -> None:
+    def __init__(self, name: str, args: list[str], env: dict[str, str], logdir: Path, **popen: Any) -> None:
         self.log = logdir / f"{name}-{time.monotonic_ns()}.log"
         self._file = self.log.open("wb")
-        self.popen = subprocess.Popen(args, env=env, stdout=self._file, stderr=subprocess.STDOUT)
+        self.popen = subprocess.Popen(
+            args, env=env, stdout=self._file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **popen
+        )
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -134,6 +184,22 @@ class Process:
             self._file.close()
 
 
+def session_processes(session_id: int) -> list[str]:
+    """The command lines of the live processes in a session (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue  # ended while we looked
+        # pid (comm) state ppid pgrp session ...; comm may hold spaces and parentheses.
+        fields = text[text.rindex(")") + 2 :].split()
+        if int(fields[3]) == session_id and fields[0] != "Z":
+            found.append(cmdline.replace(b"\0", b" ").decode(errors="replace").strip())
+    return found
+
+
 def wait_for_port(port: int, process: subprocess.Popen[Any] | None = None, timeout: float = 30) -> None:
     """Wait until something accepts connections on 127.0.0.1:`port`."""
     deadline = time.monotonic() + timeout
@@ -145,6 +211,22 @@ def wait_for_port(port: int, process: subprocess.Popen[Any] | None = None, timeo
             raise AssertionError(f"{process.args!r} exited {process.returncode} before listening")
         time.sleep(0.05)
     raise AssertionError(f"nothing listens on port {port} after {timeout} s")
+
+
+def wait_until_healthy(client: httpx.Client, process: Process, timeout: float = 30) -> None:
+    """Wait until `GET /health` answers 200, while `process` runs."""
+    import httpx  # imported here: bench/ uses this module without httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if client.get("/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert process.popen.poll() is None, process.text()
+        assert time.monotonic() < deadline, process.text()
+        time.sleep(0.1)
 
 
 def make_project_venv(project: Path, venv: Path) -> Path:

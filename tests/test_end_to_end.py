@@ -9,11 +9,9 @@ import signal
 import subprocess
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import pytest
@@ -23,8 +21,11 @@ from .support import (
     DEFAULT_PREFIX,
     Process,
     RedisServer,
+    Upstream,
     dockerfile_cmd,
     free_port,
+    serve_upstream,
+    wait_until_healthy,
 )
 
 PASSWORD = "e2e-Secret-pa55word"
@@ -34,40 +35,10 @@ JOB_TIMEOUT_S = 3
 RERUN_AFTER_S = JOB_TIMEOUT_S + 10
 
 
-class Upstream(BaseHTTPRequestHandler):
-    """The invoice API: `slow-*` takes 2 s, `down-*` always answers 503."""
-
-    hits: ClassVar[Counter[str]] = Counter()
-    started: ClassVar[dict[str, threading.Event]] = {}
-
-    def do_GET(self) -> None:
-        invoice_id = self.path.rsplit("/", 1)[-1]
-        Upstream.hits[invoice_id] += 1
-        Upstream.started.setdefault(invoice_id, threading.Event()).set()
-        if invoice_id.startswith("down-"):
-            self.send_response(503)
-            self.end_headers()
-            return
-        if invoice_id.startswith("slow-"):
-            time.sleep(2)
-        body = json.dumps({"id": invoice_id, "total": 12}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Upstream)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serve_upstream() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -107,16 +78,7 @@ def api(env: dict[str, str], logs: Path) -> Iterator[httpx.Client]:
     args = ["uvicorn", "--factory", f"{DEFAULT_PACKAGE}.main:create_app", "--port", str(port)]
     process = Process("api", args, env, logs)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if client.get("/health").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert process.popen.poll() is None, process.text()
-        assert time.monotonic() < deadline, process.text()
-        time.sleep(0.1)
+    wait_until_healthy(client, process)
     yield client
     client.close()
     process.stop()

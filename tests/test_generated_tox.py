@@ -1,30 +1,39 @@
-"""The generated project's own tox passes as rendered: tests on every Python, lint, typing,
-and its integration env on a real (private) Redis."""
+"""The generated project's own tox passes as rendered, run as its README says: `tox` (tests on every
+Python, lint, typing) and `tox -e integration` on a real (private) Redis, which it leaves empty."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
 
+import redis
+
+from . import readme
 from .conftest import DEFAULT_PREFIX, RedisServer, clean_env, free_port, run
+
+INTEGRATION_DB = 3  # a database of the private server that nothing else writes to
 
 
 def test_generated_tox_passes(default_project: Path, redis_server: RedisServer) -> None:
     assert (default_project / "uv.lock").exists(), "the post-gen hook should have run uv lock"
+    generated = default_project / "README.md"
+    tox = readme.commands(readme.blocks(readme.section(generated, "Two commands"))[0])[1]
+    assert tox.split("#")[0].strip() == "tox", tox
     env = clean_env()
 
-    result = run(
-        ["tox", "run-parallel", "-p", "2", "--parallel-no-spinner"],
-        cwd=default_project,
-        env=env,
-        timeout=1800,
-    )
+    result = run(["bash", "-c", tox], cwd=default_project, env=env, timeout=1800)
     for name in ("py311", "py312", "py313", "lint", "typing"):
         assert f"{name}: OK" in result.stdout, result.stdout
 
-    env[f"{DEFAULT_PREFIX}ARQ_QUEUE_URL"] = redis_server.url
-    result = run(["tox", "run", "-e", "integration"], cwd=default_project, env=env, timeout=900)
+    assert "`tox -e integration`" in readme.section(generated, "Two commands")
+    env[f"{DEFAULT_PREFIX}ARQ_QUEUE_URL"] = redis_server.url.replace("/0", f"/{INTEGRATION_DB}")
+    result = run(["tox", "-e", "integration"], cwd=default_project, env=env, timeout=900)
     assert " passed" in result.stdout and "integration: OK" in result.stdout, result.stdout
+    client = redis.Redis(port=redis_server.port, db=INTEGRATION_DB)
+    try:
+        assert client.keys("*") == [], "the integration tests left keys behind"
+    finally:
+        client.close()
 
 
 def test_integration_env_fails_clearly_without_redis(default_project: Path) -> None:

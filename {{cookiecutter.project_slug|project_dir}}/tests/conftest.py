@@ -6,13 +6,21 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 import redis
 from arq import func
 from arq.connections import RedisSettings
+from arq.constants import (
+    abort_jobs_ss,
+    health_check_key_suffix,
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
 from arq.typing import WorkerCoroutine
 from arq.worker import Worker
 from asgi_lifespan import LifespanManager
@@ -22,11 +30,12 @@ from httpx import ASGITransport, AsyncClient
 from {{ cookiecutter.package_name }}.config import ArqMode, Config, LogFormat
 from {{ cookiecutter.package_name }}.dependencies.arq import arq_dependency
 from {{ cookiecutter.package_name }}.main import create_app
-from {{ cookiecutter.package_name }}.queue import ArqQueue, MockArqQueue, RedisArqQueue
+from {{ cookiecutter.package_name }}.queue import ArqQueue, JobMetadata, MockArqQueue, RedisArqQueue
 from {{ cookiecutter.package_name }}.serialization import deserialize, serialize
 
 URL_VARIABLE = "{{ cookiecutter.env_prefix }}ARQ_QUEUE_URL"
 KEEP_RESULT_S = 1.0
+JOB_KEY_PREFIXES = (job_key_prefix, result_key_prefix, in_progress_key_prefix, retry_key_prefix)
 
 
 @pytest.fixture
@@ -63,8 +72,19 @@ def redis_config() -> Config:
     if not os.environ.get(URL_VARIABLE):
         pytest.fail(f"{URL_VARIABLE} is not set: point it at a Redis for the integration tests")
     config = Config(arq_mode=ArqMode.production)
+    client = sync_client(config)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        pytest.fail(f"Redis at {config.arq_queue_url} is unreachable ({error}); start one first")
+    finally:
+        client.close()
+    return config
+
+
+def sync_client(config: Config) -> redis.Redis:
     settings = config.arq_redis_settings
-    client = redis.Redis(
+    return redis.Redis(
         host=str(settings.host),
         port=settings.port,
         unix_socket_path=settings.unix_socket_path,
@@ -74,13 +94,41 @@ def redis_config() -> Config:
         ssl=settings.ssl,
         socket_connect_timeout=2,
     )
+
+
+@pytest.fixture(autouse=True)
+def delete_what_jobs_left(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """After an integration test, delete the keys of every job it enqueued and their queues.
+
+    Autouse, so it is set up before (and torn down after) the workers a test runs.
+    """
+    if request.node.get_closest_marker("integration") is None:
+        yield
+        return
+    config: Config = request.getfixturevalue("redis_config")
+    enqueued: set[tuple[str, str]] = set()
+    enqueue = RedisArqQueue.enqueue
+
+    async def recording(self: RedisArqQueue, *args: Any, **kwargs: Any) -> JobMetadata:
+        job = await enqueue(self, *args, **kwargs)
+        enqueued.add((job.queue_name, job.id))
+        return job
+
+    monkeypatch.setattr(RedisArqQueue, "enqueue", recording)
+    yield
+    client = sync_client(config)
     try:
-        client.ping()
-    except redis.RedisError as error:
-        pytest.fail(f"Redis at {config.arq_queue_url} is unreachable ({error}); start one first")
+        for queue_name, job_id in enqueued:
+            client.delete(
+                queue_name,
+                queue_name + health_check_key_suffix,
+                *(prefix + job_id for prefix in JOB_KEY_PREFIXES),
+            )
+            client.zrem(abort_jobs_ss, job_id)
     finally:
         client.close()
-    return config
 
 
 # --- The contract harness: the same job functions, run by a real worker or by hand

@@ -1,6 +1,8 @@
 """The FastAPI app.
 
-Run it with `uvicorn --factory {{ cookiecutter.package_name }}.main:create_app`.
+Serve it with `fastapi dev` or `fastapi run` (they read `[tool.fastapi]` in
+pyproject.toml), or `uvicorn {{ cookiecutter.package_name }}.main:app`. Building it reads the
+configuration but opens no connection: the lifespan does that.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from .handlers import health, jobs
 from .logs import configure_logging
 from .queue import JobNotFound, JobNotQueued, QueueUnavailable
 
-__all__ = ["create_app"]
+__all__ = ["app", "create_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,3 +68,6 @@ async def queue_unavailable(request: Request, error: Exception) -> JSONResponse:
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         headers={"Retry-After": "5"},
     )
+
+
+app = create_app()

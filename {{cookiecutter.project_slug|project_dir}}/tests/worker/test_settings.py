@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import importlib
+import inspect
 import logging
+import pkgutil
 from typing import Any
 
 import pytest
@@ -13,16 +16,31 @@ from {{ cookiecutter.package_name }}.logs import (
     unbind_job,
 )
 from {{ cookiecutter.package_name }}.serialization import deserialize, serialize
+from {{ cookiecutter.package_name }}.worker import functions
 from {{ cookiecutter.package_name }}.worker.main import WorkerSettings, config, shutdown, startup
 
 
-def test_worker_runs_the_project_functions_and_the_nightly_cron() -> None:
+def test_worker_runs_the_example_jobs_and_the_nightly_cron() -> None:
     names = {f.name for f in WorkerSettings.functions if isinstance(f, Function)}
-    assert names == {"ping", "sync_invoice"}
+    assert {"ping", "sync_invoice"} <= names
     assert WorkerSettings.cron_jobs is not None
     (cleanup,) = WorkerSettings.cron_jobs
     assert cleanup.name == "cleanup_synced_invoices"
     assert (cleanup.hour, cleanup.minute) == ({3}, {0})
+
+
+def test_every_job_module_is_registered() -> None:
+    """A job in worker/functions/ that WorkerSettings does not list would never run."""
+    registered = {f.coroutine for f in WorkerSettings.functions if isinstance(f, Function)}
+    registered |= {job.coroutine for job in WorkerSettings.cron_jobs or ()}
+    for module_info in pkgutil.iter_modules(functions.__path__):
+        module = importlib.import_module(f"{functions.__name__}.{module_info.name}")
+        jobs = {
+            value
+            for value in vars(module).values()
+            if inspect.iscoroutinefunction(value) and value.__module__ == module.__name__
+        }
+        assert jobs & registered, f"no job of {module.__name__} is in WorkerSettings"
 
 
 def test_worker_uses_json_not_pickle_and_tuned_config() -> None:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from ..dependencies.arq import arq_dependency
 from ..queue import ArqQueue, JobError, JobMetadata, JobResult, JobResultUnavailable, JobStatus
 
-__all__ = ["JOB_ID_PATTERN", "JobResponse", "job_location", "router"]
+__all__ = ["JOB_ID_PATTERN", "JobResponse", "accepted", "job_location", "router"]
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -75,6 +75,7 @@ def job_location(request: Request, job_id: str) -> str:
 
 
 def accepted(request: Request, response: Response, job: JobMetadata) -> JobResponse:
+    """The answer to an enqueue: the job, with its URL in the `Location` header."""
     response.headers["Location"] = job_location(request, job.id)
     return JobResponse.of(job)
 
