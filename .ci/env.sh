@@ -1,5 +1,7 @@
 # Sourced by .ci/run and bench/run: what the template's suite and benchmarks need.
 # Installs what is missing (Debian packages need root), puts the pyenv Pythons on PATH.
+# Downloads use the machine's own settings: pip reads PIP_* and pip.conf, npm its npmrc and
+# NODE_EXTRA_CA_CERTS; tox.ini passes those (and the proxies) on to its envs.
 
 export UV_PYTHON_DOWNLOADS=never
 # tox finds the other Pythons (3.12, 3.13) for the generated project's envs on PATH.
@@ -12,9 +14,13 @@ export PATH
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 if [ "${#missing[@]}" -gt 0 ]; then
-  apt-get update -qq && apt-get install -y -qq "${missing[@]}"
+  echo "installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-python3 -m pip install --quiet --disable-pip-version-check "tox>=4.22" "tox-uv>=1.16"
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+  "tox>=4.22" "tox-uv>=1.16"
