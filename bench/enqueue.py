@@ -23,7 +23,7 @@ import yaml
 from tests.support import Process, free_port, run, wait_for_port
 
 from .stats import paired_ratio, take_turns
-from .workspace import Workspace
+from .workspace import API_TOKEN, Workspace
 
 LUA = Path(__file__).resolve().parent / "post.lua"
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
@@ -86,7 +86,7 @@ def wrk(url: str, duration: float, connections: int) -> tuple[str, float]:
     """wrk's output and the CPU seconds it used."""
     args = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", "-s", str(LUA), url]
     before = children_cpu_seconds()
-    output = run(args, timeout=duration + 60).stdout
+    output = run(args, timeout=duration + 60, env={**os.environ, "BENCH_API_TOKEN": API_TOKEN}).stdout
     return output, children_cpu_seconds() - before
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 from tests.support import DEFAULT_PACKAGE, DEFAULT_PREFIX, RedisServer, clean_env
 
 IN_VENV = Path(__file__).resolve().parent / "in_venv"
+# The generated app's job routes need a bearer token; post.lua sends this one (BENCH_API_TOKEN).
+API_TOKEN = "bench-api-token-0123456789"
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,11 @@ class Workspace:
             PATH=f"{self.venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
             PYTHONPATH=str(IN_VENV),
             BENCH_REDIS_URL=self.redis.url,
-            **{f"{self.prefix}ARQ_MODE": "production", f"{self.prefix}ARQ_QUEUE_URL": self.redis.url},
+            **{
+                f"{self.prefix}ARQ_MODE": "production",
+                f"{self.prefix}ARQ_QUEUE_URL": self.redis.url,
+                f"{self.prefix}API_TOKENS": API_TOKEN,
+            },
         )
         env.update(extra)
         return env

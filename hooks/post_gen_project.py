@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -12,6 +13,8 @@ from pathlib import Path
 LICENSE = "{{ cookiecutter.license }}"
 CI = "{{ cookiecutter.ci }}"
 SLUG = "{{ cookiecutter.project_slug }}"
+API_AUTH = "{{ cookiecutter.api_auth }}"
+ENV_PREFIX = "{{ cookiecutter.env_prefix }}"
 # cruft records the template commit as `_commit`; cookiecutter itself never sets it.
 CRUFT_COMMIT = "{{ cookiecutter.get('_commit', '') }}"
 LOCK_TIMEOUT_S = 300
@@ -92,6 +95,19 @@ def lock() -> str:
     return "uv.lock written."
 
 
+def write_development_token() -> None:
+    """Put a random API token in .env (git-ignored), so `tox run -e run` and curl work at once."""
+    env = Path(".env")
+    if env.exists():
+        return
+    env.write_text(
+        "# Development settings, read by the app and the worker; never commit this file.\n"
+        "# A random token for the job API (send it as `Authorization: Bearer <token>`).\n"
+        f"{ENV_PREFIX}API_TOKENS={secrets.token_urlsafe(32)}\n"
+    )
+    env.chmod(0o600)
+
+
 def main() -> None:
     if LICENSE == "Proprietary":
         remove("LICENSE")
@@ -99,8 +115,12 @@ def main() -> None:
         remove(".github")
     if CI != "gitlab":
         remove(".gitlab-ci.yml")
+    if API_AUTH != "token":
+        remove("src/{{ cookiecutter.package_name }}/dependencies/auth.py", "tests/handlers/test_auth.py")
     if in_cruft_scratch_render():
         return
+    if API_AUTH == "token":
+        write_development_token()
     lock_message = lock()
     print(
         f"\nCreated {SLUG}. {lock_message}\n"

@@ -27,6 +27,7 @@ CHOICES = {
     "python_version": ("3.11", "3.12", "3.13"),
     "license": ("MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary"),
     "ci": ("github", "gitlab", "none"),
+    "api_auth": ("token", "none"),
 }
 SLUG_RE = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 PACKAGE_RE = re.compile(r"[a-z][a-z0-9_]*")

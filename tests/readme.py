@@ -39,7 +39,9 @@ def blocks(markdown: str) -> list[Block]:
         for inner in lines:
             if inner.strip() == "```":
                 break
-            assert not inner.strip() or inner.startswith(" " * indent), f"block line outside its indent: {inner!r}"
+            assert not inner.strip() or inner.startswith(" " * indent), (
+                f"block line outside its indent: {inner!r}"
+            )
             code.append(inner[indent:])
         found.append(Block(fence["lang"], "\n".join(code) + "\n", "\n".join(prose)))
         prose = []

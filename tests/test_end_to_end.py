@@ -29,6 +29,7 @@ from .support import (
 )
 
 PASSWORD = "e2e-Secret-pa55word"
+API_TOKEN = "e2e-api-token-0123456789"
 JOB_TIMEOUT_S = 3
 # arq re-runs a job whose worker died once its in-progress key expires:
 # job_timeout + 10 s.
@@ -57,6 +58,7 @@ def env(project_venv: Path, redis: RedisServer, upstream: str) -> dict[str, str]
         "PATH": f"{project_venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
         f"{p}ARQ_MODE": "production",
         f"{p}ARQ_QUEUE_URL": redis.url,
+        f"{p}API_TOKENS": API_TOKEN,
         f"{p}INVOICE_API_URL": upstream,
         f"{p}WORKER_JOB_TIMEOUT": str(JOB_TIMEOUT_S),
         f"{p}WORKER_MAX_TRIES": "3",
@@ -77,7 +79,8 @@ def api(env: dict[str, str], logs: Path) -> Iterator[httpx.Client]:
     port = free_port()
     args = ["uvicorn", "--factory", f"{DEFAULT_PACKAGE}.main:create_app", "--port", str(port)]
     process = Process("api", args, env, logs)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=10)
     wait_until_healthy(client, process)
     yield client
     client.close()
@@ -120,11 +123,12 @@ def test_worker_cmd_is_the_arq_cli(default_project: Path) -> None:
 def test_enqueue_poll_result_and_no_duplicate(api: httpx.Client, start_worker: Any) -> None:
     first = api.post("/jobs/ping", json={"job_id": "e2e-once", "message": "first"})
     second = api.post("/jobs/ping", json={"job_id": "e2e-once", "message": "second"})
+    assert first.json()["id"] == "ping:e2e-once"
     assert (first.status_code, second.status_code) == (202, 409)
     assert second.headers["location"] == first.headers["location"]
 
     start_worker()
-    body = wait_for_job(api, "e2e-once")
+    body = wait_for_job(api, "ping:e2e-once")
     assert (body["success"], body["result"]) == (True, "first")
 
     sync = api.post("/jobs/sync-invoice", json={"invoice_id": "INV-100"})

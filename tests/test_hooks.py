@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, Bake
 
 BAD_ANSWERS = [
     (
@@ -194,3 +195,23 @@ def test_a_long_uv_error_is_cut_short(tmp_path: Path, cookiecutter_config: Path)
     assert "layer 40" not in stdout
     assert "... (32 more lines)" in stdout
     assert len([line for line in stdout.splitlines() if "Caused by:" in line]) == 8
+
+
+def test_a_random_development_token_is_written_to_a_private_env_file(bake: Bake) -> None:
+    first, second = bake(project_name="Token One"), bake(project_name="Token Two")
+    tokens = []
+    for project, prefix in ((first, "TOKEN_ONE_"), (second, "TOKEN_TWO_")):
+        env = project / ".env"
+        assert env.stat().st_mode & 0o777 == 0o600
+        (token,) = re.findall(rf"^{prefix}API_TOKENS=([A-Za-z0-9_-]{{43}})$", env.read_text(), re.MULTILINE)
+        tokens.append(token)
+        assert ".env" in (project / ".gitignore").read_text().splitlines()
+    assert tokens[0] != tokens[1]
+
+
+def test_without_auth_there_is_no_token_and_no_auth_code(bake: Bake) -> None:
+    project = bake(api_auth="none")
+    assert not (project / ".env").exists()
+    assert not (project / "src" / "invoice_sync" / "dependencies" / "auth.py").exists()
+    assert not (project / "tests" / "handlers" / "test_auth.py").exists()
+    assert "API_TOKENS" not in (project / "src" / "invoice_sync" / "config.py").read_text()

@@ -59,6 +59,17 @@ def shell(command: str, cwd: Path, env: dict[str, str], timeout: float = 900) ->
     return run(["bash", "-c", command], cwd=cwd, env=env, timeout=timeout).stdout
 
 
+def auth_header(project: Path) -> dict[str, str]:
+    """The development token the post-gen hook wrote to the project's .env, as a header."""
+    (token,) = re.findall(rf"^{DEFAULT_PREFIX}API_TOKENS=(.+)$", (project / ".env").read_text(), re.MULTILINE)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def script(setup: list[str], command: str, port: int) -> str:
+    """A README command with the lines that set its variables before it, sent to `port`."""
+    return "\n".join([*setup, readme.on_port(command, port)])
+
+
 class ToxRun:
     """`tox run -e run` in a session of its own, so every process it starts can be found."""
 
@@ -67,7 +78,9 @@ class ToxRun:
         args = shlex.split(command, comments=True)
         assert args == ["tox", "run", "-e", "run"], command
         self.process = Process("tox-run", args, env, logdir, cwd=project, start_new_session=True)
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
+        self.client = httpx.Client(
+            base_url=f"http://127.0.0.1:{self.port}", headers=auth_header(project), timeout=10
+        )
         wait_until_healthy(self.client, self.process, timeout=TOX_RUN_START_S)
 
     def wait_for_job(self, job_id: str, timeout: float = 30) -> dict[str, object]:
@@ -103,17 +116,21 @@ def test_tox_run_serves_the_api_and_a_worker_on_redis_and_stops_cleanly(
     default_project: Path, private_redis: RedisServer, tmp_path: Path
 ) -> None:
     generated = default_project / "README.md"
-    run_command, _ = readme.commands(readme.blocks(readme.section(generated, "Two commands"))[0])
-    curl_block = next(b for b in readme.blocks(readme.section(generated, "Two commands")) if "curl" in b.code)
+    two_commands = readme.blocks(readme.section(generated, "Two commands"))
+    run_command, _ = readme.commands(two_commands[0])
+    lines = readme.commands(next(b for b in two_commands if "curl" in b.code))
+    setup = [line for line in lines if not line.startswith("curl")]
+    post, get = (line for line in lines if line.startswith("curl"))
     port = free_port()
     env = clean_env(PORT=str(port), **{f"{DEFAULT_PREFIX}ARQ_QUEUE_URL": private_redis.url})
 
     dev = ToxRun(run_command, default_project, env, tmp_path)
-    post, get = (readme.on_port(command, port) for command in readme.commands(curl_block))
-    assert "202 Accepted" in shell(post, default_project, env)
-    dev.wait_for_job("hello-1")  # a real worker ran it: the README's GET shows it complete
-    shown = json.loads(shell(get, default_project, env))
+    assert "202 Accepted" in shell(script(setup, post, port), default_project, env)
+    dev.wait_for_job("ping:hello-1")  # a real worker ran it: the README's GET shows it complete
+    shown = json.loads(shell(script(setup, get, port), default_project, env))
     assert (shown["status"], shown["success"], shown["result"]) == ("complete", True, "hello")
+    anonymous = httpx.post(f"http://127.0.0.1:{port}/jobs/ping", json={}, timeout=10)
+    assert anonymous.status_code == 401
     assert dev.stop(signal.SIGINT, group=True) == 0  # Ctrl-C
 
     dev = ToxRun(run_command, default_project, env, tmp_path)
@@ -152,10 +169,13 @@ def test_add_a_job_as_written_passes_tox_and_a_real_worker_runs_it(
                 f"{DEFAULT_PREFIX}INVOICE_API_URL": upstream,
             },
         )
-        run_command = readme.commands(readme.blocks(readme.section(generated, "Two commands"))[0])[0]
+        two_commands = readme.blocks(readme.section(generated, "Two commands"))
+        run_command = readme.commands(two_commands[0])[0]
+        lines = readme.commands(next(b for b in two_commands if "curl" in b.code))
+        setup = [line for line in lines if not line.startswith("curl")]
         dev = ToxRun(run_command, locked_project, env, tmp_path)
         (curl,) = re.findall(r"`(curl [^`]+)`", recipe)
-        assert "202 Accepted" in shell(readme.on_port(curl, port), locked_project, env)
+        assert "202 Accepted" in shell(script(setup, curl, port), locked_project, env)
         body = dev.wait_for_job("fetch-order-o-1")
         assert (body["success"], body["result"]) == (True, {"order_id": "o-1", "total": 12})
         dev.stop(signal.SIGINT, group=True)

@@ -20,7 +20,7 @@ UNRENDERED = re.compile(r"(?<!\$)\{\{|\{%|cookiecutter\.[a-z_]+")
 MATRIX: list[dict[str, Any]] = [
     {},
     {"python_version": "3.12", "license": "Apache-2.0", "ci": "gitlab"},
-    {"python_version": "3.13", "license": "Proprietary", "ci": "none"},
+    {"python_version": "3.13", "license": "Proprietary", "ci": "none", "api_auth": "none"},
     {
         "project_name": "Ledger Reconciliation Worker",
         "license": "BSD-3-Clause",

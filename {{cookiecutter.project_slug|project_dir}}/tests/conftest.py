@@ -26,6 +26,9 @@ from arq.worker import Worker
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+{%- if cookiecutter.api_auth == "token" %}
+from pydantic import SecretStr
+{%- endif %}
 
 from {{ cookiecutter.package_name }}.config import ArqMode, Config, LogFormat
 from {{ cookiecutter.package_name }}.dependencies.arq import arq_dependency
@@ -34,13 +37,34 @@ from {{ cookiecutter.package_name }}.queue import ArqQueue, JobMetadata, MockArq
 from {{ cookiecutter.package_name }}.serialization import deserialize, serialize
 
 URL_VARIABLE = "{{ cookiecutter.env_prefix }}ARQ_QUEUE_URL"
+{%- if cookiecutter.api_auth == "token" %}
+TOKEN = "test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+{%- else %}
+AUTH: dict[str, str] = {}
+{%- endif %}
 KEEP_RESULT_S = 1.0
 JOB_KEY_PREFIXES = (job_key_prefix, result_key_prefix, in_progress_key_prefix, retry_key_prefix)
 
 
+def make_config(**settings: Any) -> Config:
+    """A Config for tests: mock mode and text logs unless told otherwise{% if cookiecutter.api_auth == "token" %}, with the test token{% endif %}."""
+    defaults: dict[str, Any] = {"arq_mode": ArqMode.test, "log_format": LogFormat.text}
+{%- if cookiecutter.api_auth == "token" %}
+    defaults["api_tokens"] = SecretStr(TOKEN)
+{%- endif %}
+    return Config(**{**defaults, **settings})
+
+
+def client_for(app: FastAPI, root_path: str = "") -> AsyncClient:
+    """An HTTP client of the app (in process){% if cookiecutter.api_auth == "token" %} that sends the test token{% endif %}."""
+    transport = ASGITransport(app=app, root_path=root_path)
+    return AsyncClient(transport=transport, base_url="http://test", headers=AUTH)
+
+
 @pytest.fixture
 def config() -> Config:
-    return Config(arq_mode=ArqMode.test, log_format=LogFormat.text)
+    return make_config()
 
 
 @pytest.fixture
@@ -52,7 +76,7 @@ async def app(config: Config) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as http:
+    async with client_for(app) as http:
         yield http
 
 
@@ -71,7 +95,7 @@ def redis_config() -> Config:
     """The production config from the environment; Redis must answer."""
     if not os.environ.get(URL_VARIABLE):
         pytest.fail(f"{URL_VARIABLE} is not set: point it at a Redis for the integration tests")
-    config = Config(arq_mode=ArqMode.production)
+    config = make_config(arq_mode=ArqMode.production, log_format=LogFormat.json)
     client = sync_client(config)
     try:
         client.ping()

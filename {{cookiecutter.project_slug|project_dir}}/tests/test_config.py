@@ -62,6 +62,13 @@ def test_bad_url_is_a_clear_error() -> None:
         Config(arq_queue_url="http://cache")
 
 
+def test_a_malformed_url_never_shows_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(f"{PREFIX}ARQ_QUEUE_URL", "redis://:hunter2@cache:0/x")
+    with pytest.raises(ValidationError, match="database must be a non-negative integer") as error:
+        Config()
+    assert "hunter2" not in str(error.value)
+
+
 def test_bad_mode_is_rejected() -> None:
     with pytest.raises(ValidationError, match="arq_mode"):
         Config(arq_mode="staging")  # type: ignore[arg-type]

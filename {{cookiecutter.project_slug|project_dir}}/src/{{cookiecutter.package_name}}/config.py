@@ -11,7 +11,7 @@ from typing import Annotated, Self
 from urllib.parse import urlsplit, urlunsplit
 
 from arq.constants import default_queue_name
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, {% if cookiecutter.api_auth == "token" %}field_validator, {% endif %}model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .redis_dsn import RedactedRedisSettings, parse_redis_dsn
@@ -19,6 +19,9 @@ from .redis_dsn import RedactedRedisSettings, parse_redis_dsn
 __all__ = ["ArqMode", "Config", "LogFormat", "get_config"]
 
 Seconds = Annotated[float, Field(ge=0)]
+{%- if cookiecutter.api_auth == "token" %}
+MIN_TOKEN_LENGTH = 16
+{%- endif %}
 
 
 class ArqMode(StrEnum):
@@ -46,6 +49,8 @@ class Config(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,
+        # A validation error must not echo a value: it may hold a password or a token.
+        hide_input_in_errors=True,
     )
 
     arq_mode: ArqMode = ArqMode.production
@@ -74,6 +79,15 @@ class Config(BaseSettings):
     # ones; keep compose's stop_grace_period (and Kubernetes'
     # terminationGracePeriodSeconds) above it.
     worker_job_completion_wait: int = Field(default=25, ge=0)
+{%- if cookiecutter.api_auth == "token" %}
+
+    # Clients of /jobs send `Authorization: Bearer <token>` with one of these
+    # (comma-separated, so a new token can be added before the old one goes).
+    api_tokens: SecretStr | None = None
+{%- endif %}
+
+    # Larger request bodies are refused with 413 before they are read whole.
+    api_max_body_bytes: int = Field(default=65536, ge=1024)
 
     # The example job fetches invoices from this API.
     invoice_api_url: str = "http://localhost:8080"
@@ -91,6 +105,26 @@ class Config(BaseSettings):
             object.__setattr__(self, "arq_queue_url", _without_password(self.arq_queue_url))
         return self
 
+{%- if cookiecutter.api_auth == "token" %}
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _tokens_are_long(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            tokens = _split(value)
+            if not tokens or any(len(token) < MIN_TOKEN_LENGTH for token in tokens):
+                raise ValueError(
+                    f"every API token must be at least {MIN_TOKEN_LENGTH} characters"
+                    " (make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+                )
+        return value
+
+    @cached_property
+    def api_token_list(self) -> tuple[bytes, ...]:
+        """The accepted API tokens, as bytes for constant-time comparison."""
+        return tuple(token.encode() for token in _split(self.api_tokens)) if self.api_tokens else ()
+{%- endif %}
+
     @cached_property
     def arq_redis_settings(self) -> RedactedRedisSettings:
         """The Redis connection settings for arq's pool and worker."""
@@ -99,6 +133,12 @@ class Config(BaseSettings):
             self.arq_queue_url,
             password=password.get_secret_value() if password else None,
         )
+{%- if cookiecutter.api_auth == "token" %}
+
+
+def _split(tokens: SecretStr) -> list[str]:
+    return [token.strip() for token in tokens.get_secret_value().split(",") if token.strip()]
+{%- endif %}
 
 
 def _without_password(dsn: str) -> str:

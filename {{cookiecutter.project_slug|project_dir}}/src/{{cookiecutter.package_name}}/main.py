@@ -7,22 +7,36 @@ configuration but opens no connection: the lifespan does that.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from .config import Config, get_config
 from .dependencies.arq import arq_dependency
+{%- if cookiecutter.api_auth == "token" %}
+from .dependencies.auth import TOKEN_REQUIRED
+{%- endif %}
 from .handlers import health, jobs
+from .limits import BodySizeLimit
 from .logs import configure_logging
 from .queue import JobNotFound, JobNotQueued, QueueUnavailable
 
 __all__ = ["app", "create_app"]
 
 logger = logging.getLogger(__name__)
+
+METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+# How much of a rejected input a 422 answer shows.
+INPUT_PREVIEW_CHARS = 100
 
 
 def create_app(config: Config | None = None) -> FastAPI:
@@ -32,6 +46,14 @@ def create_app(config: Config | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+{%- if cookiecutter.api_auth == "token" %}
+        if not config.api_token_list:
+            raise RuntimeError(
+                "{{ cookiecutter.env_prefix }}API_TOKENS is not set:"
+                " the job API needs at least one token. Make one with:"
+                " python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+{%- endif %}
         await arq_dependency.initialize(config)
         try:
             yield
@@ -39,11 +61,19 @@ def create_app(config: Config | None = None) -> FastAPI:
             await arq_dependency.aclose()
 
     app = FastAPI(title="{{ cookiecutter.project_slug }}", lifespan=lifespan)
+    app.state.config = config
+    app.add_middleware(BodySizeLimit, max_bytes=config.api_max_body_bytes)
     app.include_router(health.router)
+{%- if cookiecutter.api_auth == "token" %}
+    app.include_router(jobs.router, dependencies=TOKEN_REQUIRED)
+{%- else %}
     app.include_router(jobs.router)
+{%- endif %}
     app.add_exception_handler(JobNotFound, job_not_found)
     app.add_exception_handler(JobNotQueued, job_not_queued)
     app.add_exception_handler(QueueUnavailable, queue_unavailable)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(HTTPException, http_error)
     return app
 
 
@@ -68,6 +98,51 @@ async def queue_unavailable(request: Request, error: Exception) -> JSONResponse:
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         headers={"Retry-After": "5"},
     )
+
+
+async def invalid_request(request: Request, error: Exception) -> JSONResponse:
+    """FastAPI's 422, with each rejected input shown as a short, always-encodable preview.
+
+    FastAPI's own handler echoes inputs whole: a 10 MB string comes back whole, and NaN or
+    a lone surrogate cannot be encoded at all (a 500 instead of the 422).
+    """
+    assert isinstance(error, RequestValidationError)
+    errors = [
+        {
+            "type": str(entry["type"]),
+            "loc": [_preview(part) if isinstance(part, str) else part for part in entry["loc"]],
+            "msg": _preview(str(entry["msg"])),
+            "input": _preview(entry.get("input")),
+        }
+        for entry in error.errors()
+    ]
+    return JSONResponse({"detail": errors}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def http_error(request: Request, error: Exception) -> Response:
+    """Starlette's HTTP errors; a 405's `Allow` names the methods of every route on the path."""
+    assert isinstance(error, HTTPException)
+    if error.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        allowed = [
+            method
+            for method in METHODS
+            if any(
+                route.matches({**request.scope, "method": method})[0] is Match.FULL
+                for route in request.app.router.routes
+            )
+        ]
+        error.headers = {**(error.headers or {}), "Allow": ", ".join(allowed)}
+    return await http_exception_handler(request, error)
+
+
+def _preview(value: Any) -> str:
+    """JSON text of `value`, ASCII only (lone surrogates escaped, NaN spelled out), cut short."""
+    if isinstance(value, str):
+        value = value[: INPUT_PREVIEW_CHARS + 1]
+    text = json.dumps(value, default=repr, allow_nan=True)
+    if isinstance(value, str):
+        text = text[1:-1]  # a string shows without its quotes
+    return text if len(text) <= INPUT_PREVIEW_CHARS else text[:INPUT_PREVIEW_CHARS] + "..."
 
 
 app = create_app()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 
 from {{ cookiecutter.package_name }}.queue import MockArqQueue
+
+from ..conftest import client_for
 
 
 async def test_enqueue_ping_then_follow_it_to_completion(
@@ -34,14 +36,13 @@ async def test_enqueue_ping_then_follow_it_to_completion(
 
 
 async def test_location_is_below_the_root_path_behind_a_proxy(app: FastAPI) -> None:
-    transport = ASGITransport(app=app, root_path="/api")
-    async with AsyncClient(transport=transport, base_url="http://test") as client:
+    async with client_for(app, root_path="/api") as client:
         first = await client.post("/api/jobs/ping", json={"job_id": "behind-proxy"})
         second = await client.post("/api/jobs/ping", json={"job_id": "behind-proxy"})
         followed = await client.get(first.headers["location"])
 
-    assert first.headers["location"] == second.headers["location"] == "/api/jobs/behind-proxy"
-    assert followed.json()["id"] == "behind-proxy"
+    assert first.headers["location"] == second.headers["location"] == "/api/jobs/ping:behind-proxy"
+    assert followed.json()["id"] == "ping:behind-proxy"
 
 
 async def test_a_failed_job_shows_its_error(client: AsyncClient, mock_queue: MockArqQueue) -> None:
@@ -62,9 +63,9 @@ async def test_duplicate_job_id_answers_409_with_the_existing_job(
 
     assert first.status_code == 202
     assert second.status_code == 409
-    assert second.headers["location"] == "/jobs/nightly-1"
-    assert second.json()["job_id"] == "nightly-1"
-    stored = await mock_queue.get_job_metadata("nightly-1")
+    assert second.headers["location"] == "/jobs/ping:nightly-1"
+    assert second.json()["job_id"] == "ping:nightly-1"
+    stored = await mock_queue.get_job_metadata("ping:nightly-1")
     assert stored.args == ("pong",)  # no second job replaced the first
 
 

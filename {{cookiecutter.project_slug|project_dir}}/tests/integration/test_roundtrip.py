@@ -10,13 +10,15 @@ from typing import Any
 import pytest
 from arq.worker import create_worker
 from asgi_lifespan import LifespanManager
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 
 from {{ cookiecutter.package_name }}.config import Config
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.queue import JobNotQueued, RedisArqQueue
 from {{ cookiecutter.package_name }}.queue.redis import connect_pool
 from {{ cookiecutter.package_name }}.worker.main import WorkerSettings
+
+from ..conftest import client_for
 
 pytestmark = pytest.mark.integration
 
@@ -29,10 +31,7 @@ def queue_config(redis_config: Config) -> Config:
 @pytest.fixture
 async def api(queue_config: Config) -> AsyncIterator[AsyncClient]:
     app = create_app(queue_config)
-    async with (
-        LifespanManager(app),
-        AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client,
-    ):
+    async with LifespanManager(app), client_for(app) as client:
         yield client
 
 
@@ -67,7 +66,7 @@ async def test_duplicate_job_id_makes_no_second_job(api: AsyncClient, queue_conf
 
     await run_worker(queue_config.arq_queue_name)
 
-    body = (await api.get(f"/jobs/{job_id}")).json()
+    body = (await api.get(f"/jobs/ping:{job_id}")).json()
     assert body["result"] == "first"
     assert (await api.post("/jobs/ping", json={"job_id": job_id})).status_code == 409
 

@@ -21,10 +21,12 @@ class Health(BaseModel):
 
 
 @router.get("", summary="Liveness: the process serves requests")
+@router.head("", include_in_schema=False)
 async def live() -> Health:
     return Health(status="ok")
 
 
+@router.head("/ready", include_in_schema=False)
 @router.get(
     "/ready",
     summary="Readiness: the job queue (Redis) answers",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Request, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from ..dependencies.arq import arq_dependency
 from ..queue import ArqQueue, JobError, JobMetadata, JobResult, JobResultUnavailable, JobStatus
@@ -18,11 +18,9 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,127}$"
 JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="The job id")]
-QueueName = Annotated[
-    str | None, Query(min_length=1, max_length=200, description="Queue (default: the app's)")
-]
 Queue = Annotated[ArqQueue, Depends(arq_dependency)]
 ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid bearer token"},
     404: {"description": "No such job"},
     503: {"description": "The job queue (Redis) is unavailable"},
 }
@@ -47,17 +45,32 @@ class JobResponse(BaseModel):
         return cls.model_validate(job.model_dump(exclude={"args", "kwargs"}))
 
 
+def _unicode(value: str) -> str:
+    """Refuse lone surrogates (JSON allows "\\ud800"): no response could carry them back."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
 class PingRequest(BaseModel):
-    message: str = Field(
+    message: Annotated[str, AfterValidator(_unicode)] = Field(
         default="pong", max_length=1000, description="Returned as the job's result"
     )
     job_id: str | None = Field(
         default=None,
-        pattern=JOB_ID_PATTERN,
-        description="Idempotency key: a second job with it is refused",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+        description="Idempotency key: a second ping with it is refused while the first is"
+        " kept. The job's id is `ping:<job_id>`, so a client cannot take another job's id.",
     )
     defer_by: float | None = Field(
-        default=None, ge=0, le=86400, description="Seconds to wait before running"
+        default=None,
+        ge=0,
+        le=86400,
+        strict=True,
+        allow_inf_nan=False,
+        description="Seconds to wait before running",
     )
 
 
@@ -89,7 +102,8 @@ def accepted(request: Request, response: Response, job: JobMetadata) -> JobRespo
 async def enqueue_ping(
     body: PingRequest, request: Request, response: Response, queue: Queue
 ) -> JobResponse:
-    job = await queue.enqueue("ping", body.message, _job_id=body.job_id, _defer_by=body.defer_by)
+    job_id = f"ping:{body.job_id}" if body.job_id else None
+    job = await queue.enqueue("ping", body.message, _job_id=job_id, _defer_by=body.defer_by)
     return accepted(request, response, job)
 
 
@@ -109,11 +123,11 @@ async def enqueue_sync_invoice(
 
 
 @router.get("/{job_id}", summary="A job's status, and its result once complete", responses=ERRORS)
-async def get_job(job_id: JobId, queue: Queue, queue_name: QueueName = None) -> JobResponse:
+async def get_job(job_id: JobId, queue: Queue) -> JobResponse:
     try:
-        return JobResponse.of(await queue.get_job_result(job_id, queue_name))
+        return JobResponse.of(await queue.get_job_result(job_id))
     except JobResultUnavailable:
-        return JobResponse.of(await queue.get_job_metadata(job_id, queue_name))
+        return JobResponse.of(await queue.get_job_metadata(job_id))
 
 
 @router.delete(
@@ -122,8 +136,8 @@ async def get_job(job_id: JobId, queue: Queue, queue_name: QueueName = None) -> 
     summary="Abort a job: a waiting one is removed, a running one cancelled",
     responses={**ERRORS, 409: {"description": "The job already finished"}},
 )
-async def abort_job(job_id: JobId, queue: Queue, queue_name: QueueName = None) -> Response:
-    if await queue.abort_job(job_id, queue_name):
+async def abort_job(job_id: JobId, queue: Queue) -> Response:
+    if await queue.abort_job(job_id):
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return JSONResponse(
         {"detail": "the job already finished"}, status_code=status.HTTP_409_CONFLICT

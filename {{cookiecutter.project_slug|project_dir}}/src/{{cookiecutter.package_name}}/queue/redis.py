@@ -17,9 +17,17 @@ from arq.constants import (
     result_key_prefix,
     retry_key_prefix,
 )
-from arq.jobs import JobDef, JobStatus, deserialize_job, deserialize_result, serialize_job
+from arq.jobs import (
+    DeserializationError,
+    JobDef,
+    JobStatus,
+    deserialize_job,
+    deserialize_result,
+    serialize_job,
+)
+from arq.jobs import JobResult as ArqJobResult
 from arq.utils import timestamp_ms, to_ms, to_unix_ms
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import RedisError, ResponseError, WatchError
 
 from ..serialization import deserialize, serialize
 from .base import ArqQueue
@@ -143,21 +151,23 @@ class RedisArqQueue(ArqQueue):
         queue = self._queue(queue_name)
         result, job, score, in_progress = await self._read(job_id, queue)
         if result is not None:
-            return _metadata(
-                deserialize_result(result, deserializer=deserialize), job_id, JobStatus.complete
-            )
+            return _metadata(_result(job_id, result), job_id, JobStatus.complete)
         if job is None or (score is None and not in_progress):
             # Like arq's Job.status(): a job that is not in this queue is not found.
             raise JobNotFound(job_id)
         status = _status(score, in_progress=bool(in_progress))
-        return _metadata(deserialize_job(job, deserializer=deserialize), job_id, status, queue)
+        try:
+            info = deserialize_job(job, deserializer=deserialize)
+        except DeserializationError:
+            raise JobNotFound(job_id) from None  # not a job this app wrote
+        return _metadata(info, job_id, status, queue)
 
     async def get_job_result(self, job_id: str, queue_name: str | None = None) -> JobResult:
         queue = self._queue(queue_name)
         result, job, _, _ = await self._read(job_id, queue)
         if result is None:
             raise JobNotFound(job_id) if job is None else JobResultUnavailable(job_id)
-        info = deserialize_result(result, deserializer=deserialize)
+        info = _result(job_id, result)
         return JobResult(
             **_metadata(info, job_id, JobStatus.complete).model_dump(),
             start_time=info.start_time,
@@ -187,7 +197,7 @@ class RedisArqQueue(ArqQueue):
             async with self._redis():
                 result = await self._pool.get(result_key_prefix + job_id)
             if result is not None:
-                info = deserialize_result(result, deserializer=deserialize)
+                info = _result(job_id, result)
                 return not info.success and isinstance(info.result, asyncio.CancelledError)
             if deadline is not None and asyncio.get_running_loop().time() >= deadline:
                 return False
@@ -214,7 +224,10 @@ class RedisArqQueue(ArqQueue):
             pipe.get(job_key_prefix + job_id)
             pipe.zscore(queue, job_id)
             pipe.exists(in_progress_key_prefix + job_id)
-            return await pipe.execute()
+            replies = await pipe.execute(raise_on_error=False)
+        if any(isinstance(reply, ResponseError) for reply in replies):
+            raise JobNotFound(job_id)  # a key of another type (WRONGTYPE): not a job of ours
+        return replies
 
     async def _remove_waiting(self, job_id: str, queue: str) -> bool:
         """Take a job that no worker has started out of the queue, atomically."""
@@ -235,6 +248,13 @@ class RedisArqQueue(ArqQueue):
             except WatchError:
                 return False
         return True
+
+
+def _result(job_id: str, raw: bytes) -> ArqJobResult:
+    try:
+        return deserialize_result(raw, deserializer=deserialize)
+    except DeserializationError:
+        raise JobNotFound(job_id) from None  # not a result this app's worker wrote
 
 
 def _status(score: float | None, *, in_progress: bool) -> JobStatus:
