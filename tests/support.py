@@ -85,12 +85,16 @@ def run(
 
 
 class RedisServer:
-    """A private redis-server on a free port; stop and start it to simulate outages."""
+    """A private redis-server on a free port; stop and start it to simulate outages.
 
-    def __init__(self, workdir: Path, password: str | None = None) -> None:
+    With `appendonly`, every write is fsynced to an append-only file in `workdir`,
+    so a stop and start keeps the data, as Redis with persistence does in production."""
+
+    def __init__(self, workdir: Path, password: str | None = None, appendonly: bool = False) -> None:
         self.port = free_port()
         self.workdir = workdir
         self.password = password
+        self.appendonly = appendonly
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -102,7 +106,11 @@ class RedisServer:
         binary = shutil.which("redis-server")
         assert binary, "redis-server is not installed (apt-get install redis-server)"
         args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        args += ["--appendonly", "no", "--dir", str(self.workdir)]
+        if self.appendonly:
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            args += ["--appendonly", "no"]
+        args += ["--dir", str(self.workdir)]
         if self.password:
             args += ["--requirepass", self.password]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -83,6 +83,9 @@ def test_compose_runs_api_and_worker_from_one_image(bake: Bake) -> None:
     assert grace > 25
     for name in ("api", "worker"):
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+    # The worker waits out Redis outages itself; whatever still ends a process is restarted.
+    for name in ("redis", "api", "worker"):
+        assert services[name]["restart"] in {"unless-stopped", "on-failure", "always"}, name
 
 
 def test_pre_commit_runs_ruff(bake: Bake) -> None:

@@ -19,6 +19,7 @@ from ..serialization import deserialize, serialize
 from .functions.cleanup import cleanup_synced_invoices
 from .functions.ping import ping
 from .functions.sync_invoice import sync_invoice
+from .reconnect import worker_redis_settings
 
 __all__ = ["WorkerSettings", "shutdown", "startup"]
 
@@ -60,7 +61,8 @@ class WorkerSettings:
     cron_jobs: Sequence[CronJob] | None = (
         cron(cleanup_synced_invoices, name="cleanup_synced_invoices", hour={3}, minute={0}),
     )
-    redis_settings: RedisSettings = config.arq_redis_settings
+    # Waits out Redis outages (arq --check excepted): see reconnect.py.
+    redis_settings: RedisSettings = worker_redis_settings(config.arq_redis_settings)
     queue_name = config.arq_queue_name
     job_serializer = serialize
     job_deserializer = deserialize
