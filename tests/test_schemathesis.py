@@ -25,6 +25,7 @@ import schemathesis
 from arq.connections import RedisSettings, create_pool
 from schemathesis import Case, CheckContext, Response
 from schemathesis.checks import status_code_conformance
+from schemathesis.specs.openapi.checks import allow_header_conformance, unsupported_method
 
 from .support import DEFAULT_PACKAGE, DEFAULT_PREFIX, Process, RedisServer, free_port, wait_until_healthy
 
@@ -115,6 +116,24 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 jobs_schema = schema.include(path_regex="^/jobs")
 
 
+# `/jobs/{job_id}` also matches these paths (a job id could be "ping"; none is: ids are random,
+# `ping:<id>` or `sync-invoice-<id>`), so GET and DELETE there answer 404 and a 405 names them
+# in `Allow`. True at run time, though the schema lists POST alone for these two paths.
+SHADOWED_BY_JOB_ID = {"/jobs/ping", "/jobs/sync-invoice"}
+
+
+def allow_header_unless_shadowed(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+    if case.path in SHADOWED_BY_JOB_ID:
+        return None
+    return allow_header_conformance(ctx, response, case)
+
+
+def unsupported_method_unless_shadowed(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+    if case.path in SHADOWED_BY_JOB_ID:
+        return None
+    return unsupported_method(ctx, response, case)
+
+
 def documented_or_sane_4xx(ctx: CheckContext, response: Response, case: Case) -> bool | None:
     """schemathesis' status_code_conformance, except for the undocumented answers in SANE_4XX."""
     if response.status_code in SANE_4XX:
@@ -128,15 +147,32 @@ def test_fuzz_with_the_token(case: Case) -> None:
     """Every check schemathesis has: no 5xx, statuses, schemas, content types, Allow headers..."""
     case.call_and_validate(
         headers=BEARER,
-        excluded_checks=[status_code_conformance],
-        additional_checks=[documented_or_sane_4xx],
+        excluded_checks=[status_code_conformance, allow_header_conformance, unsupported_method],
+        additional_checks=[
+            documented_or_sane_4xx,
+            allow_header_unless_shadowed,
+            unsupported_method_unless_shadowed,
+        ],
     )
+
+
+def undecodable_body(response: Response) -> bool:
+    """FastAPI decodes a JSON body before it runs any dependency, the token check included: a
+    body that is not JSON is refused as such (400, or 422 json_invalid), whoever sends it. That
+    tells a client without a token only whether its bytes are JSON; no job is reached."""
+    if response.status_code == 400:
+        return bool(response.json() == {"detail": "There was an error parsing the body"})
+    if response.status_code == 422:
+        return all(error["type"] == "json_invalid" for error in response.json()["detail"])
+    return False
 
 
 def assert_refused(case: Case, headers: dict[str, str]) -> None:
     response = case.call(headers=headers)
     # A method the path does not have is refused before the token is looked at.
     expected = 401 if case.method.upper() == case.operation.method.upper() else 405
+    if undecodable_body(response):
+        return
     assert response.status_code == expected, (
         f"{case.as_curl_command()}\n{response.status_code} {response.text}"
     )

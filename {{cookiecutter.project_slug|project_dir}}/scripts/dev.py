@@ -2,8 +2,9 @@
 
 `tox run -e run` starts this. Ctrl-C or SIGTERM stops both, and so does the
 end of the process that started this one (tox, killed with SIGTERM, leaves
-its children running), so nothing is left behind. If either exits, the
-other is stopped too.
+its children running), so nothing is left behind. If `fastapi dev` or
+watchfiles exits, the other is stopped too; a worker that crashes is started
+again by watchfiles at the next code change.
 """
 
 from __future__ import annotations

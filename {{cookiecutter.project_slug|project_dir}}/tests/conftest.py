@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -92,15 +91,18 @@ async def mock_queue(app: FastAPI) -> MockArqQueue:
 
 @pytest.fixture(scope="session")
 def redis_config() -> Config:
-    """The production config from the environment; Redis must answer."""
-    if not os.environ.get(URL_VARIABLE):
-        pytest.fail(f"{URL_VARIABLE} is not set: point it at a Redis for the integration tests")
+    """The production config from the environment (or .env); Redis must answer.
+
+    Without one, the session stops at once with one clear line instead of failing each test.
+    """
     config = make_config(arq_mode=ArqMode.production, log_format=LogFormat.json)
+    if "arq_queue_url" not in config.model_fields_set:
+        pytest.exit(f"{URL_VARIABLE} is not set (environment or .env): point it at a Redis", 1)
     client = sync_client(config)
     try:
         client.ping()
     except redis.RedisError as error:
-        pytest.fail(f"Redis at {config.arq_queue_url} is unreachable ({error}); start one first")
+        pytest.exit(f"Redis at {config.arq_queue_url} is unreachable ({error}); start one first", 1)
     finally:
         client.close()
     return config
@@ -176,20 +178,44 @@ async def hold(ctx: dict[str, Any]) -> str:
     return "released"
 
 
+async def echo(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Returns its arguments as it received them."""
+    return {"args": list(args), "kwargs": kwargs}
+
+
+async def unstorable(ctx: dict[str, Any]) -> object:
+    return object()  # no JSON for it: arq stores a failure instead
+
+
 FUNCTIONS: dict[str, WorkerCoroutine] = {
     "succeed": succeed,
     "fail": fail,
     "hold": hold,
+    "echo": echo,
+    "unstorable": unstorable,
 }
 
 
 class Harness:
     """Moves jobs along: a real arq worker for Redis, `set_*` helpers for the mock."""
 
-    def __init__(self, queue: ArqQueue, redis_settings: RedisSettings | None) -> None:
+    def __init__(
+        self,
+        queue: ArqQueue,
+        redis_settings: RedisSettings | None,
+        keep_result: float = KEEP_RESULT_S,
+    ) -> None:
         self.queue = queue
         self.redis_settings = redis_settings
+        self.keep_result = keep_result
         self._running: list[tuple[asyncio.Task[None], Worker]] = []
+        self.confirm_aborts = True
+
+    def ignore_aborts(self) -> None:
+        """From now on, workers do not act on abort requests (and so never confirm them)."""
+        self.confirm_aborts = False
+        if isinstance(self.queue, MockArqQueue):
+            self.queue.confirm_aborts = False
 
     def worker(self, queue_name: str) -> Worker:
         return Worker(
@@ -199,8 +225,8 @@ class Harness:
             burst=True,
             poll_delay=0.01,
             handle_signals=False,
-            allow_abort_jobs=True,
-            keep_result=KEEP_RESULT_S,
+            allow_abort_jobs=self.confirm_aborts,
+            keep_result=self.keep_result,
             job_serializer=serialize,
             job_deserializer=deserialize,
         )
@@ -209,7 +235,8 @@ class Harness:
         """Run every waiting job in the queue to its end."""
         queue_name = queue_name or self.queue.default_queue_name
         if isinstance(self.queue, MockArqQueue):
-            for job_id in list(self.queue._jobs.get(queue_name, {})):
+            waiting = [i for i, job in self.queue._jobs.items() if job.queue_name == queue_name]
+            for job_id in waiting:
                 await self._run_by_hand(job_id, queue_name)
             return
         worker = self.worker(queue_name)

@@ -11,13 +11,18 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from arq.jobs import SerializationError
 
 from {{ cookiecutter.package_name }}.queue import (
+    AbortResult,
+    JobFinished,
     JobNotFound,
     JobNotQueued,
+    JobNotSerializable,
     JobResultUnavailable,
     JobStatus,
 )
+from {{ cookiecutter.package_name }}.serialization import EXCEPTION_KEY
 
 from .conftest import KEEP_RESULT_S, Harness
 
@@ -106,7 +111,7 @@ async def test_deferred_jobs_report_deferred_and_wait(harness: Harness, how: str
 
     assert job.status == JobStatus.deferred
     assert (await harness.queue.get_job_metadata(job.id)).status == JobStatus.deferred
-    assert await harness.queue.abort_job(job.id) is True
+    assert await harness.queue.abort_job(job.id) is AbortResult.removed
 
 
 async def test_a_short_deferral_becomes_queued(harness: Harness) -> None:
@@ -131,7 +136,7 @@ async def test_a_job_in_progress_reports_it(harness: Harness) -> None:
 async def test_aborting_a_waiting_job_removes_it(harness: Harness) -> None:
     job = await harness.queue.enqueue("succeed", 1)
 
-    assert await harness.queue.abort_job(job.id) is True
+    assert await harness.queue.abort_job(job.id) is AbortResult.removed
     with pytest.raises(JobNotFound):
         await harness.queue.get_job_metadata(job.id)
     await harness.run_all()
@@ -145,7 +150,7 @@ async def test_aborting_a_running_job_completes_it_as_failed(harness: Harness) -
     job = await harness.queue.enqueue("hold")
     await harness.start_holding(job.id)
 
-    assert await harness.queue.abort_job(job.id) is True
+    assert await harness.queue.abort_job(job.id) is AbortResult.cancelled
     await harness.wait_for_workers()
     result = await harness.queue.get_job_result(job.id)
     assert result.success is False
@@ -157,7 +162,8 @@ async def test_aborting_a_finished_job_is_refused(harness: Harness) -> None:
     job = await harness.queue.enqueue("succeed", 1)
     await harness.run_all()
 
-    assert await harness.queue.abort_job(job.id) is False
+    with pytest.raises(JobFinished):
+        await harness.queue.abort_job(job.id)
     assert (await harness.queue.get_job_result(job.id)).result == 2
 
 
@@ -185,3 +191,98 @@ async def test_queues_are_separate(harness: Harness) -> None:
     await harness.run_all(other)
     result = await harness.queue.get_job_result(job.id, other)
     assert (result.result, result.queue_name) == (8, other)
+
+
+async def test_arguments_and_results_read_back_as_stored(harness: Harness) -> None:
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    job = await harness.queue.enqueue("echo", (1, 2), {1: "a"}, when=when, name="n")
+
+    stored = (([1, 2], {"1": "a"}), {"when": "2026-01-02T03:04:05Z", "name": "n"})
+    assert (job.args, job.kwargs) == stored
+    metadata = await harness.queue.get_job_metadata(job.id)
+    assert (metadata.name, metadata.args, metadata.kwargs) == ("echo", *stored)
+    await harness.run_all()
+    result = await harness.queue.get_job_result(job.id)
+    assert result.result == {"args": list(stored[0]), "kwargs": stored[1]}
+
+
+async def test_arguments_json_cannot_carry_are_refused(harness: Harness) -> None:
+    with pytest.raises(JobNotSerializable) as raised:
+        await harness.queue.enqueue("echo", object())
+    assert isinstance(raised.value, SerializationError)  # what arq itself raises
+
+
+async def test_a_result_shaped_like_a_failure_is_still_a_result(harness: Harness) -> None:
+    looks_like = {EXCEPTION_KEY: "KeyError", "message": "not an error"}
+    job = await harness.queue.enqueue("echo", looks_like)
+    await harness.run_all()
+    result = await harness.queue.get_job_result(job.id)
+    assert (result.success, result.result) == (True, {"args": [looks_like], "kwargs": {}})
+
+
+async def test_a_result_the_worker_cannot_store_fails_the_job(harness: Harness) -> None:
+    job = await harness.queue.enqueue("unstorable")
+    await harness.run_all()
+    result = await harness.queue.get_job_result(job.id)
+    assert result.success is False
+    assert result.error is not None
+    assert result.error.message == "unable to serialize result"
+
+
+async def test_a_deferral_into_the_past_runs_at_once(harness: Harness) -> None:
+    two_days_ago = datetime.now(tz=UTC) - timedelta(days=2)
+    job = await harness.queue.enqueue("succeed", 1, _defer_until=two_days_ago)
+    assert job.status == JobStatus.queued
+    await harness.run_all()
+    assert (await harness.queue.get_job_result(job.id)).result == 2
+
+
+async def test_a_keyword_argument_may_be_called_function_or_name(harness: Harness) -> None:
+    job = await harness.queue.enqueue("echo", function="f", name="n")
+    assert (job.name, job.kwargs) == ("echo", {"function": "f", "name": "n"})
+    await harness.run_all()
+    assert (await harness.queue.get_job_result(job.id)).result["kwargs"] == job.kwargs
+
+
+async def test_a_job_is_not_found_through_another_queue(harness: Harness) -> None:
+    other = f"other:{new_id()}"
+    waiting = await harness.queue.enqueue("succeed", 1)
+    with pytest.raises(JobNotFound):
+        await harness.queue.get_job_metadata(waiting.id, other)
+    with pytest.raises(JobNotFound):
+        await harness.queue.abort_job(waiting.id, other)
+
+    running = await harness.queue.enqueue("hold")
+    await harness.start_holding(running.id)
+    with pytest.raises(JobNotFound):
+        await harness.queue.get_job_metadata(running.id, other)
+    with pytest.raises(JobNotFound):
+        await harness.queue.abort_job(running.id, other)
+    assert (await harness.queue.get_job_metadata(running.id)).status == JobStatus.in_progress
+    await harness.release(running.id)
+    await harness.run_all()
+    # Untouched by the wrong-queue aborts: both ran.
+    assert (await harness.queue.get_job_result(waiting.id)).result == 2
+    assert (await harness.queue.get_job_result(running.id)).result == "released"
+
+
+async def test_abort_and_enqueue_again_in_quick_succession(harness: Harness) -> None:
+    job_id = new_id()
+    for _ in range(3):
+        await harness.queue.enqueue("succeed", 1, _job_id=job_id)
+        assert await harness.queue.abort_job(job_id) is AbortResult.removed
+    await harness.queue.enqueue("succeed", 5, _job_id=job_id)
+    await harness.run_all()
+    result = await harness.queue.get_job_result(job_id)
+    assert (result.success, result.result) == (True, 10)  # no leftover marker cancelled it
+
+
+async def test_an_abort_the_worker_does_not_confirm_is_only_requested(harness: Harness) -> None:
+    harness.ignore_aborts()
+    job = await harness.queue.enqueue("hold")
+    await harness.start_holding(job.id)
+
+    assert await harness.queue.abort_job(job.id, timeout=0.3) is AbortResult.requested
+    assert (await harness.queue.get_job_metadata(job.id)).status == JobStatus.in_progress
+    await harness.release(job.id)
+    assert (await harness.queue.get_job_result(job.id)).result == "released"

@@ -28,6 +28,7 @@ class JobContextFilter(logging.Filter):
         job = _job.get()
         record.job_id = job["job_id"] if job else None
         record.job_try = job["job_try"] if job else None
+        record.job = f" [{job['job_id']}]" if job else ""  # for the text format
         return True
 
 
@@ -60,7 +61,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """
     access = logging.getLogger("uvicorn.access")
     access_log = bool(access.handlers) or access.propagate
-    text_format = "%(asctime)s %(levelname)s %(name)s [%(job_id)s] %(message)s"
+    text_format = "%(asctime)s %(levelname)s %(name)s%(job)s %(message)s"
     logging.config.dictConfig(
         {
             "version": 1,

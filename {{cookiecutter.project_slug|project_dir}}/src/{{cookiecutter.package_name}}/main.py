@@ -28,7 +28,7 @@ from .dependencies.auth import TOKEN_REQUIRED
 from .handlers import health, jobs
 from .limits import BodySizeLimit
 from .logs import configure_logging
-from .queue import JobNotFound, JobNotQueued, QueueUnavailable
+from .queue import JobFinished, JobNotFound, JobNotQueued, QueueUnavailable
 
 __all__ = ["app", "create_app"]
 
@@ -71,6 +71,7 @@ def create_app(config: Config | None = None) -> FastAPI:
 {%- endif %}
     app.add_exception_handler(JobNotFound, job_not_found)
     app.add_exception_handler(JobNotQueued, job_not_queued)
+    app.add_exception_handler(JobFinished, job_finished)
     app.add_exception_handler(QueueUnavailable, queue_unavailable)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(HTTPException, http_error)
@@ -89,6 +90,10 @@ async def job_not_queued(request: Request, error: Exception) -> JSONResponse:
         status_code=status.HTTP_409_CONFLICT,
         headers={"Location": location},
     )
+
+
+async def job_finished(request: Request, error: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
 
 
 async def queue_unavailable(request: Request, error: Exception) -> JSONResponse:

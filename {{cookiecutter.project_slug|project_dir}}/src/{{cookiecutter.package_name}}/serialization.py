@@ -1,16 +1,24 @@
-"""JSON job serialization for arq, used by both the pool and the worker.
+"""JSON job serialization for arq, used by the pool, the worker and the mock alike.
 
-arq pickles jobs by default, which lets anyone who can write to Redis run
-code in the worker. JSON carries only data; an exception a job raised is
-stored as its type name and message and comes back as `JobFailed`, except
-`asyncio.CancelledError`, which arq itself needs to recognise aborted jobs.
+arq pickles jobs by default, which lets anyone who can write to Redis run code in
+the worker. This carries data only, through pydantic-core's JSON (faster than the
+standard library's): anything pydantic can dump is accepted (str, int, float, bool,
+None, lists, tuples, sets, dicts, datetime, date, time, timedelta, UUID, Decimal,
+enums, pydantic models, dataclasses) and reads back as its JSON form: tuples and sets
+as lists, dict keys as strings, datetimes, UUIDs and Decimals as strings, models and
+dataclasses as dicts. Anything else raises, and arq reports a `SerializationError`.
+
+A failed job's exception (a result with `"s": false`) is stored as its type name and
+message and reads back as `JobFailed`, except `asyncio.CancelledError`, which arq
+itself needs to recognise aborted jobs. Nothing else is ever turned into an exception.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
+
+from pydantic_core import from_json, to_json
 
 __all__ = ["JobFailed", "deserialize", "serialize"]
 
@@ -27,32 +35,30 @@ class JobFailed(Exception):
 
 
 def serialize(data: dict[str, Any]) -> bytes:
-    return _encoder.encode(data).encode()
+    failure = data.get("r")
+    if data.get("s") is False and isinstance(failure, BaseException):
+        data = {**data, "r": _exception(failure)}
+    return to_json(data)
 
 
 def deserialize(raw: bytes) -> dict[str, Any]:
-    data: dict[str, Any] = _decoder.decode(raw.decode())
+    data = from_json(raw)
+    if not isinstance(data, dict):
+        raise ValueError(f"a job or result must be a JSON object, not {type(data).__name__}")
+    failure = data.get("r")
+    if data.get("s") is False and isinstance(failure, dict) and EXCEPTION_KEY in failure:
+        data["r"] = _failure(failure)
     return data
 
 
-def _encode(value: object) -> object:
-    if isinstance(value, JobFailed):
-        return {EXCEPTION_KEY: value.type_name, "message": value.message}
-    if isinstance(value, BaseException):
-        return {EXCEPTION_KEY: type(value).__name__, "message": str(value)}
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+def _exception(error: BaseException) -> dict[str, str]:
+    if isinstance(error, JobFailed):
+        return {EXCEPTION_KEY: error.type_name, "message": error.message}
+    return {EXCEPTION_KEY: type(error).__name__, "message": str(error)}
 
 
-def _decode(value: dict[str, Any]) -> object:
-    if EXCEPTION_KEY not in value or value.keys() != {EXCEPTION_KEY, "message"}:
-        return value
-    type_name, message = str(value[EXCEPTION_KEY]), str(value["message"])
+def _failure(marker: dict[str, Any]) -> BaseException:
+    type_name, message = str(marker[EXCEPTION_KEY]), str(marker.get("message", ""))
     if type_name == "CancelledError":
         return asyncio.CancelledError(message)
     return JobFailed(type_name, message)
-
-
-# Built once: json.dumps/json.loads with options build a new coder per call,
-# which doubled the cost of decoding a job (bench/).
-_encoder = json.JSONEncoder(default=_encode, separators=(",", ":"))
-_decoder = json.JSONDecoder(object_hook=_decode)

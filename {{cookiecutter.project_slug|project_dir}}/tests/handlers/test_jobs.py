@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from httpx import AsyncClient
 
+from {{ cookiecutter.package_name }}.dependencies.arq import arq_dependency
 from {{ cookiecutter.package_name }}.queue import MockArqQueue
 
 from ..conftest import client_for
@@ -47,6 +48,7 @@ async def test_location_is_below_the_root_path_behind_a_proxy(app: FastAPI) -> N
 
 async def test_a_failed_job_shows_its_error(client: AsyncClient, mock_queue: MockArqQueue) -> None:
     job = (await client.post("/jobs/sync-invoice", json={"invoice_id": "INV-1"})).json()
+    await mock_queue.set_in_progress(job["id"])
     await mock_queue.set_complete(job["id"], result=RuntimeError("upstream 503"), success=False)
 
     body = (await client.get(f"/jobs/{job['id']}")).json()
@@ -123,9 +125,26 @@ async def test_abort_of_a_finished_job_is_409(
     client: AsyncClient, mock_queue: MockArqQueue
 ) -> None:
     job = (await client.post("/jobs/ping", json={})).json()
+    await mock_queue.set_in_progress(job["id"])
     await mock_queue.set_complete(job["id"], result="pong")
 
-    assert (await client.delete(f"/jobs/{job['id']}")).status_code == 409
+    response = await client.delete(f"/jobs/{job['id']}")
+    assert response.status_code == 409
+    assert response.json() == {"detail": f"job {job['id']} already finished"}
+
+
+async def test_abort_unconfirmed_by_the_worker_is_202(app: FastAPI) -> None:
+    queue = await arq_dependency()
+    assert isinstance(queue, MockArqQueue)
+    queue.confirm_aborts = False  # a worker that does not see the request in time
+    async with client_for(app) as client:
+        job = (await client.post("/jobs/ping", json={})).json()
+        await queue.set_in_progress(job["id"])
+
+        response = await client.delete(f"/jobs/{job['id']}")
+        assert response.status_code == 202
+        assert response.json() == {"detail": "abort requested: the worker has not confirmed it yet"}
+        assert (await client.get(f"/jobs/{job['id']}")).json()["status"] == "in_progress"
 
 
 async def test_routes_are_documented(client: AsyncClient) -> None:

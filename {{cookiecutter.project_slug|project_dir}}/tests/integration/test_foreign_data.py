@@ -32,7 +32,8 @@ async def test_a_pickled_arq_job_is_not_found(api: AsyncClient, redis_config: Co
     try:
         assert await pickling.enqueue_job("ping", "x", _job_id=job_id) is not None
         assert (await api.get(f"/jobs/{job_id}")).status_code == 404
-        assert (await api.delete(f"/jobs/{job_id}")).status_code == 204  # in our queue: removed
+        assert (await api.delete(f"/jobs/{job_id}")).status_code == 404
+        assert await pickling.zscore(redis_config.arq_queue_name, job_id) is not None  # untouched
     finally:
         await pickling.delete(job_key_prefix + job_id, result_key_prefix + job_id)
         await pickling.zrem(redis_config.arq_queue_name, job_id)

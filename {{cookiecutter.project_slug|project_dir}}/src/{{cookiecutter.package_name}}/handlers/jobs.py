@@ -7,10 +7,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ..dependencies.arq import arq_dependency
-from ..queue import ArqQueue, JobError, JobMetadata, JobResult, JobResultUnavailable, JobStatus
+from ..queue import (
+    AbortResult,
+    ArqQueue,
+    JobError,
+    JobMetadata,
+    JobResult,
+    JobResultUnavailable,
+    JobStatus,
+)
 
 __all__ = ["JOB_ID_PATTERN", "JobResponse", "accepted", "job_location", "router"]
 
@@ -20,10 +28,14 @@ JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,127}$"
 JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="The job id")]
 Queue = Annotated[ArqQueue, Depends(arq_dependency)]
 ERRORS: dict[int | str, dict[str, Any]] = {
+{%- if cookiecutter.api_auth == "token" %}
     401: {"description": "No valid bearer token"},
+{%- endif %}
     404: {"description": "No such job"},
     503: {"description": "The job queue (Redis) is unavailable"},
 }
+
+ENQUEUE_ERRORS = {code: text for code, text in ERRORS.items() if code != 404}
 
 
 class JobResponse(BaseModel):
@@ -55,6 +67,8 @@ def _unicode(value: str) -> str:
 
 
 class PingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
+
     message: Annotated[str, AfterValidator(_unicode)] = Field(
         default="pong", max_length=1000, description="Returned as the job's result"
     )
@@ -75,6 +89,8 @@ class PingRequest(BaseModel):
 
 
 class SyncInvoiceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     invoice_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
@@ -97,7 +113,7 @@ def accepted(request: Request, response: Response, job: JobMetadata) -> JobRespo
     "/ping",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Enqueue a ping job",
-    responses={409: {"description": "A job with this job_id exists"}, 503: ERRORS[503]},
+    responses={**ENQUEUE_ERRORS, 409: {"description": "A job with this job_id exists"}},
 )
 async def enqueue_ping(
     body: PingRequest, request: Request, response: Response, queue: Queue
@@ -111,7 +127,7 @@ async def enqueue_ping(
     "/sync-invoice",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Enqueue an invoice sync (idempotent: one job per invoice at a time)",
-    responses={409: {"description": "This invoice is already being synced"}, 503: ERRORS[503]},
+    responses={**ENQUEUE_ERRORS, 409: {"description": "This invoice is already being synced"}},
 )
 async def enqueue_sync_invoice(
     body: SyncInvoiceRequest, request: Request, response: Response, queue: Queue
@@ -134,11 +150,16 @@ async def get_job(job_id: JobId, queue: Queue) -> JobResponse:
     "/{job_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Abort a job: a waiting one is removed, a running one cancelled",
-    responses={**ERRORS, 409: {"description": "The job already finished"}},
+    responses={
+        **ERRORS,
+        202: {"description": "A worker runs it and was asked to cancel it, but has not confirmed"},
+        409: {"description": "The job already finished"},
+    },
 )
 async def abort_job(job_id: JobId, queue: Queue) -> Response:
-    if await queue.abort_job(job_id):
-        return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return JSONResponse(
-        {"detail": "the job already finished"}, status_code=status.HTTP_409_CONFLICT
-    )
+    if await queue.abort_job(job_id) is AbortResult.requested:
+        return JSONResponse(
+            {"detail": "abort requested: the worker has not confirmed it yet"},
+            status_code=status.HTTP_202_ACCEPTED,
+        )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -7,14 +7,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from arq.constants import default_queue_name
+from arq.utils import timestamp_ms, to_ms, to_unix_ms
 
-from .models import JobMetadata, JobResult
+from .models import AbortResult, JobMetadata, JobResult
 
-__all__ = ["ArqQueue"]
+__all__ = ["ABORT_TIMEOUT_S", "ArqQueue"]
+
+# How long an abort of a running job waits for the worker to confirm it.
+ABORT_TIMEOUT_S = 5.0
 
 
 class ArqQueue(ABC):
-    """Enqueue jobs and read their state, on Redis or in memory."""
+    """Enqueue jobs and read their state, on Redis or in memory.
+
+    Both implementations store jobs as arq does and agree on every answer; the
+    contract tests (tests/test_queue_contract.py) hold them to it.
+    """
 
     def __init__(self, *, default_queue_name: str = default_queue_name) -> None:
         self.default_queue_name = default_queue_name
@@ -22,7 +30,8 @@ class ArqQueue(ABC):
     @abstractmethod
     async def enqueue(
         self,
-        name: str,
+        function: str,
+        /,
         *args: Any,
         _job_id: str | None = None,
         _queue_name: str | None = None,
@@ -30,11 +39,16 @@ class ArqQueue(ABC):
         _defer_until: datetime | None = None,
         **kwargs: Any,
     ) -> JobMetadata:
-        """Enqueue a job; raise `JobNotQueued` if `_job_id` is taken."""
+        """Enqueue a job and return it as stored (arguments as the worker will read them).
+
+        Raise `JobNotQueued` if `_job_id` is taken (by a job or its kept result, in any
+        queue), `JobNotSerializable` if an argument cannot be carried. A deferral into the
+        past runs the job at once.
+        """
 
     @abstractmethod
     async def get_job_metadata(self, job_id: str, queue_name: str | None = None) -> JobMetadata:
-        """The job's metadata and status; raise `JobNotFound`."""
+        """The job's metadata and status; raise `JobNotFound` (also for a job in another queue)."""
 
     @abstractmethod
     async def get_job_result(self, job_id: str, queue_name: str | None = None) -> JobResult:
@@ -42,9 +56,10 @@ class ArqQueue(ABC):
 
     @abstractmethod
     async def abort_job(
-        self, job_id: str, queue_name: str | None = None, *, timeout: float | None = None
-    ) -> bool:
-        """Remove a waiting job, or cancel a running one; False if it already ended."""
+        self, job_id: str, queue_name: str | None = None, *, timeout: float = ABORT_TIMEOUT_S
+    ) -> AbortResult:
+        """Remove a waiting job, or cancel a running one (waiting up to `timeout` seconds for
+        the worker to confirm); raise `JobFinished` if it already ended, `JobNotFound`."""
 
     async def ping(self) -> None:  # noqa: B027 (the mock is always up)
         """Raise `QueueUnavailable` unless the backend answers."""
@@ -54,3 +69,13 @@ class ArqQueue(ABC):
 
     def _queue(self, queue_name: str | None) -> str:
         return queue_name or self.default_queue_name
+
+
+def schedule(defer_by: timedelta | float | None, defer_until: datetime | None) -> tuple[int, int]:
+    """(now, run time) in ms since the epoch; a run time in the past is now."""
+    if defer_by is not None and defer_until is not None:
+        raise ValueError("use either _defer_by or _defer_until, not both")
+    now_ms = timestamp_ms()
+    if defer_until is not None:
+        return now_ms, max(now_ms, to_unix_ms(defer_until))
+    return now_ms, now_ms + max(0, to_ms(defer_by) or 0)

@@ -1,57 +1,65 @@
 """`ArqQueue` in memory, for tests of the web tier without Redis.
 
-It follows arq's rules rather than an idealised queue: a `_job_id` stays taken
-while the job or its kept result exists; deferred jobs report `deferred`
-until their time; every queue name works and queues are separate; aborting a
-waiting job removes it and aborting a running one completes it as failed.
-Tests move jobs along with `set_in_progress` and `set_complete`.
+It keeps what Redis would hold, in the bytes Redis would hold them (jobs and
+results written by arq's own functions through the project's serializer), and
+follows arq's rules rather than an idealised queue's: a `_job_id` stays taken
+while the job or its kept result exists, in any queue; deferred jobs report
+`deferred` until their time; queues are separate; a job that finished is found
+from any queue. Tests play the worker with `set_in_progress` and `set_complete`,
+which refuse what no worker does (start a deferred job, finish one never started).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
-from arq.utils import to_ms
+from arq.jobs import JobStatus
+from arq.utils import timestamp_ms
 
-from .base import ArqQueue
-from .models import (
-    JobError,
-    JobMetadata,
-    JobNotFound,
-    JobNotQueued,
-    JobResult,
-    JobResultUnavailable,
-    JobStatus,
-)
+from . import records
+from .base import ABORT_TIMEOUT_S, ArqQueue, schedule
+from .errors import JobFinished, JobNotFound, JobNotQueued, JobResultUnavailable
+from .models import AbortResult, JobMetadata, JobResult
 
 __all__ = ["MockArqQueue"]
 
 
 @dataclass
 class _Job:
-    metadata: JobMetadata
-    run_at: float
-    started_at: float | None = None
-    result: JobResult | None = None
+    job: bytes  # as arq's serialize_job writes it
+    queue_name: str
+    score: int  # run time, ms
+    started_ms: int | None = None
+    abort_requested: bool = False
+    result: bytes | None = None  # as arq's worker writes it
     result_expires: float | None = None
 
 
 class MockArqQueue(ArqQueue):
-    """Jobs in a dict; `keep_result` is how long results (and their ids) live."""
+    """Jobs in a dict. `keep_result` is how long results (and their ids) live;
+    `confirm_aborts=False` plays a worker that does not confirm an abort in time."""
 
-    def __init__(self, *, default_queue_name: str = "arq:queue", keep_result: float = 3600) -> None:
+    def __init__(
+        self,
+        *,
+        default_queue_name: str = "arq:queue",
+        keep_result: float = 3600,
+        confirm_aborts: bool = True,
+    ) -> None:
         super().__init__(default_queue_name=default_queue_name)
         self.keep_result = keep_result
-        self._jobs: dict[str, dict[str, _Job]] = {}
+        self.confirm_aborts = confirm_aborts
+        self._jobs: dict[str, _Job] = {}
 
     async def enqueue(
         self,
-        name: str,
+        function: str,
+        /,
         *args: Any,
         _job_id: str | None = None,
         _queue_name: str | None = None,
@@ -59,59 +67,52 @@ class MockArqQueue(ArqQueue):
         _defer_until: datetime | None = None,
         **kwargs: Any,
     ) -> JobMetadata:
-        if _defer_by is not None and _defer_until is not None:
-            raise RuntimeError("use either 'defer_until' or 'defer_by' or neither, not both")
         queue_name = self._queue(_queue_name)
-        job_id = _job_id or uuid.uuid4().hex
-        # arq refuses an id while its job *or its result* exists, in any queue.
-        if any(self._live(queue, job_id) for queue in self._jobs):
+        job_id = _job_id or uuid4().hex
+        now_ms, score = schedule(_defer_by, _defer_until)
+        job = records.encode_job(function, args, kwargs, now_ms)
+        if self._live(job_id) is not None:
             raise JobNotQueued(job_id)
-        now = time.time()
-        if _defer_until is not None:
-            run_at = _defer_until.timestamp()
-        else:
-            run_at = now + (to_ms(_defer_by) or 0) / 1000
-        metadata = JobMetadata(
-            id=job_id,
-            name=name,
-            args=args,
-            kwargs=kwargs,
-            enqueue_time=datetime.fromtimestamp(now, UTC),
-            status=JobStatus.deferred if run_at > now else JobStatus.queued,
-            queue_name=queue_name,
-        )
-        self._jobs.setdefault(queue_name, {})[job_id] = _Job(metadata, run_at)
-        return metadata
+        self._jobs[job_id] = _Job(job, queue_name, score)
+        status = JobStatus.deferred if score > now_ms else JobStatus.queued
+        return records.metadata(records.decode_job(job_id, job), job_id, status, queue_name)
 
     async def get_job_metadata(self, job_id: str, queue_name: str | None = None) -> JobMetadata:
         job = self._get(job_id, queue_name)
-        return job.metadata.model_copy(update={"status": self._status(job)})
+        if job.result is not None:
+            info = records.decode_result(job_id, job.result)
+            return records.metadata(info, job_id, JobStatus.complete, info.queue_name)
+        status = _status(job)
+        return records.metadata(records.decode_job(job_id, job.job), job_id, status, job.queue_name)
 
     async def get_job_result(self, job_id: str, queue_name: str | None = None) -> JobResult:
         job = self._get(job_id, queue_name)
         if job.result is None:
             raise JobResultUnavailable(job_id)
-        return job.result
+        return records.result(records.decode_result(job_id, job.result), job_id)
 
     async def abort_job(
-        self, job_id: str, queue_name: str | None = None, *, timeout: float | None = None
-    ) -> bool:
-        queue = self._queue(queue_name)
-        job = self._get(job_id, queue)
-        if job.result is not None:
-            return False
-        if job.started_at is not None:
-            self._complete(job, result=asyncio.CancelledError(), success=False)
-        else:
-            del self._jobs[queue][job_id]
-        return True
-
-    async def set_in_progress(self, job_id: str, queue_name: str | None = None) -> None:
-        """Mark a waiting job as picked up by a worker."""
+        self, job_id: str, queue_name: str | None = None, *, timeout: float = ABORT_TIMEOUT_S
+    ) -> AbortResult:
         job = self._get(job_id, queue_name)
         if job.result is not None:
-            raise ValueError(f"job {job_id} is already complete")
-        job.started_at = time.time()
+            raise JobFinished(job_id)
+        if job.started_ms is None:
+            del self._jobs[job_id]
+            return AbortResult.removed
+        job.abort_requested = True
+        if not self.confirm_aborts:
+            return AbortResult.requested
+        self._finish(job_id, job, success=False, result=asyncio.CancelledError())
+        return AbortResult.cancelled
+
+    async def set_in_progress(self, job_id: str, queue_name: str | None = None) -> None:
+        """Start a job as a worker would: only one that is queued (not deferred, not started)."""
+        job = self._get(job_id, queue_name)
+        status = JobStatus.complete if job.result is not None else _status(job)
+        if status is not JobStatus.queued:
+            raise ValueError(f"job {job_id} is {status.value}: a worker would not start it")
+        job.started_ms = timestamp_ms()
 
     async def set_complete(
         self,
@@ -121,50 +122,50 @@ class MockArqQueue(ArqQueue):
         success: bool = True,
         queue_name: str | None = None,
     ) -> None:
-        """Finish a job; for a failure pass the exception as `result`."""
-        job = self._get(job_id, queue_name)
-        if job.result is not None:
-            raise ValueError(f"job {job_id} is already complete")
-        self._complete(job, result=result, success=success)
+        """Finish a started job as a worker would; for a failure pass the exception as `result`.
 
-    def _complete(self, job: _Job, *, result: Any, success: bool) -> None:
-        now = time.time()
-        metadata = job.metadata.model_copy(update={"status": JobStatus.complete})
-        job.result = JobResult(
-            **metadata.model_dump(),
-            start_time=datetime.fromtimestamp(job.started_at or now, UTC),
-            finish_time=datetime.fromtimestamp(now, UTC),
+        The result is stored as the worker stores it: one it cannot serialize ends the job
+        as failed with "unable to serialize result".
+        """
+        job = self._get(job_id, queue_name)
+        if job.result is not None or job.started_ms is None:
+            status = JobStatus.complete if job.result is not None else _status(job)
+            raise ValueError(f"job {job_id} is {status.value}: only a started job can finish")
+        self._finish(job_id, job, success=success, result=result)
+
+    def _finish(self, job_id: str, job: _Job, *, success: bool, result: Any) -> None:
+        now_ms = timestamp_ms()
+        job.result = records.encode_result(
+            records.decode_job(job_id, job.job),
+            job_id,
+            job.queue_name,
             success=success,
-            result=result if success else None,
-            error=None if success else JobError.from_failure(result),
+            result=result,
+            start_ms=job.started_ms or now_ms,
+            finished_ms=now_ms,
         )
-        job.result_expires = now + self.keep_result
+        job.result_expires = time.time() + self.keep_result
+        if job.result is None:  # not even the failure could be stored: arq keeps nothing
+            del self._jobs[job_id]
 
     def _get(self, job_id: str, queue_name: str | None) -> _Job:
-        queue = self._queue(queue_name)
-        if self._live(queue, job_id):
-            return self._jobs[queue][job_id]
-        # Like arq, whose result keys are not per queue: a finished job is
-        # found whichever queue is asked.
-        for other in list(self._jobs):
-            if self._live(other, job_id) and self._jobs[other][job_id].result:
-                return self._jobs[other][job_id]
-        raise JobNotFound(job_id)
+        job = self._live(job_id)
+        # As in Redis: a waiting or running job is found in its own queue only; a result
+        # is kept per job id, so a finished job is found whichever queue is asked.
+        if job is None or (job.result is None and job.queue_name != self._queue(queue_name)):
+            raise JobNotFound(job_id)
+        return job
 
-    def _live(self, queue: str, job_id: str) -> bool:
-        """Whether the job exists, dropping it once its kept result expired."""
-        job = self._jobs.get(queue, {}).get(job_id)
-        if job is None:
-            return False
-        if job.result_expires is not None and job.result_expires <= time.time():
-            del self._jobs[queue][job_id]
-            return False
-        return True
+    def _live(self, job_id: str) -> _Job | None:
+        """The job, dropped once its kept result expired."""
+        job = self._jobs.get(job_id)
+        if job is not None and job.result_expires is not None and job.result_expires <= time.time():
+            del self._jobs[job_id]
+            return None
+        return job
 
-    @staticmethod
-    def _status(job: _Job) -> JobStatus:
-        if job.result is not None:
-            return JobStatus.complete
-        if job.started_at is not None:
-            return JobStatus.in_progress
-        return JobStatus.deferred if job.run_at > time.time() else JobStatus.queued
+
+def _status(job: _Job) -> JobStatus:
+    if job.started_ms is not None:
+        return JobStatus.in_progress
+    return JobStatus.deferred if job.score > timestamp_ms() else JobStatus.queued

@@ -1,9 +1,10 @@
-"""What a queue client returns: typed job metadata and results, and its errors."""
+"""What a queue client returns: typed job metadata, results and abort outcomes."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from arq.jobs import JobStatus
@@ -11,16 +12,7 @@ from pydantic import BaseModel, Field
 
 from ..serialization import JobFailed
 
-__all__ = [
-    "JobError",
-    "JobMetadata",
-    "JobNotFound",
-    "JobNotQueued",
-    "JobResult",
-    "JobResultUnavailable",
-    "JobStatus",
-    "QueueUnavailable",
-]
+__all__ = ["AbortResult", "JobError", "JobMetadata", "JobResult", "JobStatus"]
 
 
 class JobMetadata(BaseModel):
@@ -63,32 +55,9 @@ class JobResult(JobMetadata):
     error: JobError | None = Field(default=None, description="The failure when success is false")
 
 
-class JobNotQueued(Exception):
-    """A job with this `_job_id` already exists (queued, running or kept result)."""
+class AbortResult(StrEnum):
+    """How an abort went. A finished job cannot be aborted: that raises `JobFinished`."""
 
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"job {job_id} already exists")
-        self.job_id = job_id
-
-
-class JobNotFound(Exception):
-    """No job with this id is known to the queue."""
-
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"job {job_id} not found")
-        self.job_id = job_id
-
-
-class JobResultUnavailable(Exception):
-    """The job exists but has no result yet."""
-
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"job {job_id} has no result yet")
-        self.job_id = job_id
-
-
-class QueueUnavailable(Exception):
-    """Redis could not be reached or did not answer in time."""
-
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(f"the job queue is unavailable: {type(cause).__name__}: {cause}")
+    removed = "removed"  # it was waiting: it will never run
+    cancelled = "cancelled"  # it was running: the worker cancelled it
+    requested = "requested"  # it is running: the worker will cancel it, but did not confirm in time

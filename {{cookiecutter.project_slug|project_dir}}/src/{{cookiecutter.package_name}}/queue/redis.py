@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 from uuid import uuid4
 
 from arq.connections import ArqRedis, RedisSettings
@@ -17,29 +17,16 @@ from arq.constants import (
     result_key_prefix,
     retry_key_prefix,
 )
-from arq.jobs import (
-    DeserializationError,
-    JobDef,
-    JobStatus,
-    deserialize_job,
-    deserialize_result,
-    serialize_job,
-)
-from arq.jobs import JobResult as ArqJobResult
-from arq.utils import timestamp_ms, to_ms, to_unix_ms
+from arq.jobs import JobStatus
+from arq.utils import timestamp_ms
+from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import RedisError, ResponseError, WatchError
 
 from ..serialization import deserialize, serialize
-from .base import ArqQueue
-from .models import (
-    JobError,
-    JobMetadata,
-    JobNotFound,
-    JobNotQueued,
-    JobResult,
-    JobResultUnavailable,
-    QueueUnavailable,
-)
+from . import records
+from .base import ABORT_TIMEOUT_S, ArqQueue, schedule
+from .errors import JobFinished, JobNotFound, JobNotQueued, JobResultUnavailable, QueueUnavailable
+from .models import AbortResult, JobMetadata, JobResult
 
 __all__ = ["RedisArqQueue", "connect_pool"]
 
@@ -48,6 +35,8 @@ __all__ = ["RedisArqQueue", "connect_pool"]
 # call, not redis-py's socket_timeout, which on Python 3.11 starts a task for
 # every command sent: about 15% of the enqueue endpoint's CPU (bench/).
 TIMEOUT_S = 5.0
+# How often an abort looks for the worker's confirmation.
+ABORT_POLL_S = 0.05
 
 # arq's enqueue_job in one round trip instead of three (WATCH, EXISTS,
 # MULTI/EXEC): the same keys and values, as atomic as arq's transaction. A job
@@ -63,32 +52,48 @@ return 1
 
 
 def connect_pool(settings: RedisSettings, *, default_queue_name: str) -> ArqRedis:
-    """An `ArqRedis` pool like `arq.create_pool`'s, minus its start-up ping.
-
-    The pool connects on first use and reconnects after Redis comes back, so
-    the app can start (and recover) while Redis is down.
-    """
-    return ArqRedis(
-        host=settings.host,
-        port=settings.port,
-        unix_socket_path=settings.unix_socket_path,
-        db=settings.database,
-        username=settings.username,
-        password=settings.password,
-        ssl=settings.ssl,
-        ssl_keyfile=settings.ssl_keyfile,
-        ssl_certfile=settings.ssl_certfile,
-        ssl_cert_reqs=settings.ssl_cert_reqs,
-        ssl_ca_certs=settings.ssl_ca_certs,
-        ssl_ca_data=settings.ssl_ca_data,
-        ssl_check_hostname=settings.ssl_check_hostname,
-        socket_connect_timeout=settings.conn_timeout,
-        retry_on_timeout=settings.retry_on_timeout,
-        max_connections=settings.max_connections,
-        job_serializer=serialize,
-        job_deserializer=deserialize,
-        default_queue_name=default_queue_name,
-    )
+    """An `ArqRedis` pool built from every setting `arq.create_pool` uses, minus its start-up
+    ping: it connects on first use and reconnects after Redis comes back, so the app can
+    start (and recover) while Redis is down. tests/integration/test_arq_interop.py fails if
+    arq's own pool would be built differently."""
+    if settings.sentinel:
+        if isinstance(settings.host, str):
+            raise ValueError("sentinel settings need a list of (host, port) sentinels")
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            settings.host,
+            ssl=settings.ssl,
+            db=settings.database,
+            username=settings.username,
+            password=settings.password,
+            encoding="utf8",
+        )
+        pool = cast(ArqRedis, sentinel.master_for(settings.sentinel_master, redis_class=ArqRedis))
+    else:
+        pool = ArqRedis(
+            host=settings.host,
+            port=settings.port,
+            unix_socket_path=settings.unix_socket_path,
+            socket_connect_timeout=settings.conn_timeout,
+            ssl=settings.ssl,
+            ssl_keyfile=settings.ssl_keyfile,
+            ssl_certfile=settings.ssl_certfile,
+            ssl_cert_reqs=settings.ssl_cert_reqs,
+            ssl_ca_certs=settings.ssl_ca_certs,
+            ssl_ca_data=settings.ssl_ca_data,
+            ssl_check_hostname=settings.ssl_check_hostname,
+            retry=settings.retry,
+            retry_on_timeout=settings.retry_on_timeout,
+            retry_on_error=settings.retry_on_error,
+            max_connections=settings.max_connections,
+            db=settings.database,
+            username=settings.username,
+            password=settings.password,
+            encoding="utf8",
+        )
+    pool.job_serializer = serialize
+    pool.job_deserializer = deserialize
+    pool.default_queue_name = default_queue_name
+    return pool
 
 
 class RedisArqQueue(ArqQueue):
@@ -111,7 +116,8 @@ class RedisArqQueue(ArqQueue):
 
     async def enqueue(
         self,
-        name: str,
+        function: str,
+        /,
         *args: Any,
         _job_id: str | None = None,
         _queue_name: str | None = None,
@@ -119,89 +125,73 @@ class RedisArqQueue(ArqQueue):
         _defer_until: datetime | None = None,
         **kwargs: Any,
     ) -> JobMetadata:
-        if _defer_until is not None and _defer_by is not None:
-            raise RuntimeError("use either 'defer_until' or 'defer_by' or neither, not both")
         queue_name = self._queue(_queue_name)
         job_id = _job_id or uuid4().hex
-        now_ms = timestamp_ms()
-        if _defer_until is not None:
-            score = to_unix_ms(_defer_until)
-        else:
-            score = now_ms + (to_ms(_defer_by) or 0)
-        # arq's default expiry: a job not started within a day of its run time is dropped.
+        now_ms, score = schedule(_defer_by, _defer_until)
+        # arq's expiry: a job not started within a day of its run time is dropped.
         expires_ms = score - now_ms + self._pool.expires_extra_ms
-        job = serialize_job(name, args, kwargs, None, now_ms, serializer=serialize)
+        job = records.encode_job(function, args, kwargs, now_ms)
         keys = [job_key_prefix + job_id, result_key_prefix + job_id, queue_name]
         async with self._redis():
             added = await self._enqueue_script(keys=keys, args=[expires_ms, job, score, job_id])
         if not added:
             raise JobNotQueued(job_id)
-        # What was stored, without another round trip to read it back.
-        return JobMetadata.model_construct(
-            id=job_id,
-            name=name,
-            args=args,
-            kwargs=kwargs,
-            enqueue_time=datetime.fromtimestamp(now_ms / 1000, UTC),
-            status=JobStatus.deferred if score > now_ms else JobStatus.queued,
-            queue_name=queue_name,
-        )
+        status = JobStatus.deferred if score > now_ms else JobStatus.queued
+        # What was stored, read back from the bytes sent, without another round trip.
+        return records.metadata(records.decode_job(job_id, job), job_id, status, queue_name)
 
     async def get_job_metadata(self, job_id: str, queue_name: str | None = None) -> JobMetadata:
         queue = self._queue(queue_name)
         result, job, score, in_progress = await self._read(job_id, queue)
         if result is not None:
-            return _metadata(_result(job_id, result), job_id, JobStatus.complete)
-        if job is None or (score is None and not in_progress):
-            # Like arq's Job.status(): a job that is not in this queue is not found.
+            info = records.decode_result(job_id, result)
+            return records.metadata(info, job_id, JobStatus.complete, info.queue_name)
+        if job is None or score is None:
+            # A job stays in its queue until it finishes: not in this one, not found.
             raise JobNotFound(job_id)
         status = _status(score, in_progress=bool(in_progress))
-        try:
-            info = deserialize_job(job, deserializer=deserialize)
-        except DeserializationError:
-            raise JobNotFound(job_id) from None  # not a job this app wrote
-        return _metadata(info, job_id, status, queue)
+        return records.metadata(records.decode_job(job_id, job), job_id, status, queue)
 
     async def get_job_result(self, job_id: str, queue_name: str | None = None) -> JobResult:
-        queue = self._queue(queue_name)
-        result, job, _, _ = await self._read(job_id, queue)
-        if result is None:
-            raise JobNotFound(job_id) if job is None else JobResultUnavailable(job_id)
-        info = _result(job_id, result)
-        return JobResult(
-            **_metadata(info, job_id, JobStatus.complete).model_dump(),
-            start_time=info.start_time,
-            finish_time=info.finish_time,
-            success=info.success,
-            result=info.result if info.success else None,
-            error=None if info.success else JobError.from_failure(info.result),
-        )
+        result, job, score, _ = await self._read(job_id, self._queue(queue_name))
+        if result is not None:
+            return records.result(records.decode_result(job_id, result), job_id)
+        if job is None or score is None:
+            raise JobNotFound(job_id)
+        records.decode_job(job_id, job)  # a job this app wrote, or not found
+        raise JobResultUnavailable(job_id)
 
     async def abort_job(
-        self, job_id: str, queue_name: str | None = None, *, timeout: float | None = 5.0
-    ) -> bool:
+        self, job_id: str, queue_name: str | None = None, *, timeout: float = ABORT_TIMEOUT_S
+    ) -> AbortResult:
         queue = self._queue(queue_name)
         if await self._remove_waiting(job_id, queue):
-            return True
-        result, job, _, in_progress = await self._read(job_id, queue)
+            return AbortResult.removed
+        result, job, score, _ = await self._read(job_id, queue)
         if result is not None:
-            return False
-        if job is None and not in_progress:
+            raise JobFinished(job_id)
+        if job is None or score is None:
             raise JobNotFound(job_id)
-        # Running: ask the worker (allow_abort_jobs=True) to cancel it, and
-        # wait for its result as arq's Job.abort does.
+        # Running: ask the worker (allow_abort_jobs=True) to cancel it, and wait for
+        # its result as arq's Job.abort does.
         async with self._redis():
             await self._pool.zadd(abort_jobs_ss, {job_id: timestamp_ms()})
-        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + timeout
         while True:
             async with self._redis():
-                result = await self._pool.get(result_key_prefix + job_id)
-            if result is not None:
-                info = _result(job_id, result)
-                return not info.success and isinstance(info.result, asyncio.CancelledError)
-            if deadline is not None and asyncio.get_running_loop().time() >= deadline:
-                return False
-            await asyncio.sleep(0.1)
+                raw = await self._pool.get(result_key_prefix + job_id)
+            if raw is not None:
+                info = records.decode_result(job_id, raw)
+                if not info.success and isinstance(info.result, asyncio.CancelledError):
+                    return AbortResult.cancelled
+                # It ended before the worker saw the request: drop the request, or it
+                # would cancel the next job that takes this id.
+                async with self._redis():
+                    await self._pool.zrem(abort_jobs_ss, job_id)
+                raise JobFinished(job_id)
+            if asyncio.get_running_loop().time() >= deadline:
+                return AbortResult.requested
+            await asyncio.sleep(ABORT_POLL_S)
 
     async def aclose(self) -> None:
         await self._pool.aclose(close_connection_pool=True)
@@ -237,12 +227,17 @@ class RedisArqQueue(ArqQueue):
             if await pipe.exists(in_progress_key) or await pipe.zscore(queue, job_id) is None:
                 await pipe.reset()  # type: ignore[no-untyped-call]
                 return False
+            raw = await pipe.get(job_key_prefix + job_id)
+            if raw is not None:
+                records.decode_job(job_id, raw)  # leaves a job this app did not write alone
             pipe.multi()  # type: ignore[no-untyped-call]
             pipe.zrem(queue, job_id)
             pipe.delete(job_key_prefix + job_id, retry_key_prefix + job_id)
-            # Touch the key a worker WATCHes while it claims the job, so a
-            # worker that read the queue before this transaction backs off.
-            pipe.psetex(in_progress_key, 1, b"aborted")
+            # A worker claims a job in a transaction that WATCHes this key: writing it
+            # makes a worker that read the queue before us back off. Deleted in the same
+            # transaction, so nothing is left to block the next job with this id.
+            pipe.set(in_progress_key, b"aborted")
+            pipe.delete(in_progress_key)
             try:
                 await pipe.execute()
             except WatchError:
@@ -250,29 +245,7 @@ class RedisArqQueue(ArqQueue):
         return True
 
 
-def _result(job_id: str, raw: bytes) -> ArqJobResult:
-    try:
-        return deserialize_result(raw, deserializer=deserialize)
-    except DeserializationError:
-        raise JobNotFound(job_id) from None  # not a result this app's worker wrote
-
-
-def _status(score: float | None, *, in_progress: bool) -> JobStatus:
-    if in_progress or score is None:
+def _status(score: float, *, in_progress: bool) -> JobStatus:
+    if in_progress:
         return JobStatus.in_progress
     return JobStatus.deferred if score > timestamp_ms() else JobStatus.queued
-
-
-def _metadata(
-    info: JobDef, job_id: str, status: JobStatus, queue: str | None = None
-) -> JobMetadata:
-    queue_name = getattr(info, "queue_name", None) or queue or ""
-    return JobMetadata(
-        id=job_id,
-        name=info.function,
-        args=tuple(info.args),
-        kwargs=info.kwargs,
-        enqueue_time=info.enqueue_time,
-        status=status,
-        queue_name=queue_name,
-    )

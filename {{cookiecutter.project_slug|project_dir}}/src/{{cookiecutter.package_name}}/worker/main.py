@@ -25,6 +25,10 @@ __all__ = ["WorkerSettings", "shutdown", "startup"]
 
 logger = logging.getLogger(__name__)
 config = get_config()
+# Now, so what runs before startup (waiting for Redis) logs in the configured format too;
+# again in startup, because arq's CLI then sets up its own logger (its first two lines stay
+# in arq's format: it logs them before any hook of ours runs).
+configure_logging(config.log_level, config.log_format)
 
 
 async def startup(ctx: dict[str, Any]) -> None:
