@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support import DEFAULT_PACKAGE, DEFAULT_PREFIX, RedisServer, clean_env
+from tests.support import DEFAULT_PACKAGE, DEFAULT_PREFIX, RedisServer, clean_env, free_port
 
 IN_VENV = Path(__file__).resolve().parent / "in_venv"
 # The generated app's job routes need a bearer token; post.lua sends this one (BENCH_API_TOKEN).
@@ -19,6 +19,7 @@ class Workspace:
     venv: Path
     redis: RedisServer
     logs: Path
+    metrics_port: int = field(default_factory=free_port)
     package: str = DEFAULT_PACKAGE
     prefix: str = DEFAULT_PREFIX
 
@@ -36,6 +37,8 @@ class Workspace:
                 f"{self.prefix}ARQ_MODE": "production",
                 f"{self.prefix}ARQ_QUEUE_URL": self.redis.url,
                 f"{self.prefix}API_TOKENS": API_TOKEN,
+                # Measured with the worker's metrics on, as it runs by default.
+                f"{self.prefix}WORKER_METRICS_PORT": str(self.metrics_port),
             },
         )
         env.update(extra)

@@ -237,6 +237,64 @@ def wait_until_healthy(client: httpx.Client, process: Process, timeout: float = 
         time.sleep(0.1)
 
 
+def app_env(venv: Path, redis_url: str, api_token: str, **settings: str) -> dict[str, str]:
+    """The environment the generated app's processes get here, as in its image: the project's
+    venv first on PATH, production mode, JSON logs; `settings` adds or overrides <PREFIX>NAME."""
+    values = {"ARQ_MODE": "production", "ARQ_QUEUE_URL": redis_url, "API_TOKENS": api_token}
+    # Several workers run side by side here: none serves metrics unless a test asks.
+    values |= {"LOG_FORMAT": "json", "WORKER_METRICS_PORT": "0", **settings}
+    return {
+        **os.environ,
+        "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        **{f"{DEFAULT_PREFIX}{name}": value for name, value in values.items()},
+    }
+
+
+@contextmanager
+def running_redis(workdir: Path, **options: Any) -> Iterator[RedisServer]:
+    server = RedisServer(workdir, **options)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def running_api(env: dict[str, str], logdir: Path) -> Iterator[tuple[Process, httpx.Client]]:
+    """The generated API under uvicorn on a free port, and a client that sends its token."""
+    import httpx  # imported here: bench/ uses this module without httpx
+
+    port = free_port()
+    args = ["uvicorn", "--factory", f"{DEFAULT_PACKAGE}.main:create_app", "--port", str(port)]
+    process = Process("api", args, env, logdir)
+    headers = {"Authorization": f"Bearer {env[f'{DEFAULT_PREFIX}API_TOKENS']}"}
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=10)
+    try:
+        wait_until_healthy(client, process)
+        yield process, client
+    finally:
+        client.close()
+        process.stop()
+
+
+@contextmanager
+def worker_starter(project: Path, env: dict[str, str], logdir: Path) -> Iterator[Any]:
+    """A function that starts a worker with the Dockerfile's CMD; kills what is left at the end."""
+    started: list[Process] = []
+
+    def start() -> Process:
+        process = Process("worker", dockerfile_cmd(project), env, logdir)
+        started.append(process)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            process.stop(signal.SIGKILL if process.popen.poll() is None else signal.SIGTERM)
+
+
 def make_project_venv(project: Path, venv: Path) -> Path:
     """Install `project` into `venv` as its Docker image does (`uv sync --frozen`)."""
     env = clean_env()

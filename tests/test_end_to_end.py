@@ -4,7 +4,6 @@ with the Dockerfile's exact CMD. Faults are injected; no job may be lost."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import threading
@@ -18,14 +17,14 @@ import pytest
 
 from .support import (
     DEFAULT_PACKAGE,
-    DEFAULT_PREFIX,
-    Process,
     RedisServer,
     Upstream,
+    app_env,
     dockerfile_cmd,
-    free_port,
+    running_api,
+    running_redis,
     serve_upstream,
-    wait_until_healthy,
+    worker_starter,
 )
 
 PASSWORD = "e2e-Secret-pa55word"
@@ -44,29 +43,23 @@ def upstream() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("e2e-redis"), password=PASSWORD)
-    server.start()
-    yield server
-    server.stop()
+    with running_redis(tmp_path_factory.mktemp("e2e-redis"), password=PASSWORD) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def env(project_venv: Path, redis: RedisServer, upstream: str) -> dict[str, str]:
-    p = DEFAULT_PREFIX
-    return {
-        **os.environ,
-        "PATH": f"{project_venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
-        f"{p}ARQ_MODE": "production",
-        f"{p}ARQ_QUEUE_URL": redis.url,
-        f"{p}API_TOKENS": API_TOKEN,
-        f"{p}INVOICE_API_URL": upstream,
-        f"{p}WORKER_JOB_TIMEOUT": str(JOB_TIMEOUT_S),
-        f"{p}WORKER_MAX_TRIES": "3",
-        f"{p}WORKER_RETRY_BACKOFF": "0.2",
-        f"{p}WORKER_JOB_COMPLETION_WAIT": "10",
-        f"{p}WORKER_HEALTH_CHECK_INTERVAL": "1",
-        f"{p}LOG_FORMAT": "json",
-    }
+    return app_env(
+        project_venv,
+        redis.url,
+        API_TOKEN,
+        INVOICE_API_URL=upstream,
+        WORKER_JOB_TIMEOUT=str(JOB_TIMEOUT_S),
+        WORKER_MAX_TRIES="3",
+        WORKER_RETRY_BACKOFF="0.2",
+        WORKER_JOB_COMPLETION_WAIT="10",
+        WORKER_HEALTH_CHECK_INTERVAL="1",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -76,30 +69,15 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def api(env: dict[str, str], logs: Path) -> Iterator[httpx.Client]:
-    port = free_port()
-    args = ["uvicorn", "--factory", f"{DEFAULT_PACKAGE}.main:create_app", "--port", str(port)]
-    process = Process("api", args, env, logs)
-    headers = {"Authorization": f"Bearer {API_TOKEN}"}
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=10)
-    wait_until_healthy(client, process)
-    yield client
-    client.close()
-    process.stop()
+    with running_api(env, logs) as (_, client):
+        yield client
 
 
 @pytest.fixture
 def start_worker(default_project: Path, env: dict[str, str], logs: Path) -> Iterator[Any]:
     """Start workers with the Dockerfile's CMD; stop whatever is left at the end."""
-    started: list[Process] = []
-
-    def start() -> Process:
-        process = Process("worker", dockerfile_cmd(default_project), env, logs)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.stop(signal.SIGKILL if process.popen.poll() is None else signal.SIGTERM)
+    with worker_starter(default_project, env, logs) as start:
+        yield start
 
 
 def wait_for_job(api: httpx.Client, job_id: str, timeout: float = 30) -> dict[str, Any]:

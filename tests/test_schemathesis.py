@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +26,14 @@ from schemathesis import Case, CheckContext, Response
 from schemathesis.checks import status_code_conformance
 from schemathesis.specs.openapi.checks import allow_header_conformance, unsupported_method
 
-from .support import DEFAULT_PACKAGE, DEFAULT_PREFIX, Process, RedisServer, free_port, wait_until_healthy
+from .support import (
+    DEFAULT_PACKAGE,
+    Process,
+    RedisServer,
+    app_env,
+    running_api,
+    running_redis,
+)
 
 PASSWORD = "st-Secret-pa55word"
 API_TOKEN = "st-api-token-0123456789abcdef"
@@ -59,32 +65,15 @@ class Api:
 
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("st-redis"), password=PASSWORD)
-    server.start()
-    yield server
-    server.stop()
+    with running_redis(tmp_path_factory.mktemp("st-redis"), password=PASSWORD) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def api(project_venv: Path, redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    p = DEFAULT_PREFIX
-    env = {
-        **os.environ,
-        "PATH": f"{project_venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
-        f"{p}ARQ_MODE": "production",
-        f"{p}ARQ_QUEUE_URL": redis.url,
-        f"{p}API_TOKENS": API_TOKEN,
-        f"{p}LOG_FORMAT": "json",
-    }
-    port = free_port()
-    args = ["uvicorn", "--factory", f"{DEFAULT_PACKAGE}.main:create_app", "--port", str(port)]
-    process = Process("api", args, env, tmp_path_factory.mktemp("st-logs"))
-    base_url = f"http://127.0.0.1:{port}"
-    client = httpx.Client(base_url=base_url, headers=BEARER, timeout=10)
-    wait_until_healthy(client, process)
-    yield Api(process, base_url, client)
-    client.close()
-    process.stop()
+    env = app_env(project_venv, redis.url, API_TOKEN)
+    with running_api(env, tmp_path_factory.mktemp("st-logs")) as (process, client):
+        yield Api(process, str(client.base_url).rstrip("/"), client)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -72,3 +74,19 @@ def test_a_malformed_url_never_shows_its_password(monkeypatch: pytest.MonkeyPatc
 def test_bad_mode_is_rejected() -> None:
     with pytest.raises(ValidationError, match="arq_mode"):
         Config(arq_mode="staging")  # type: ignore[arg-type]
+
+
+def test_an_empty_variable_is_unset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env
+    monkeypatch.setenv(f"{PREFIX}WORKER_MAX_TRIES", "")
+    assert Config().worker_max_tries == 5
+{%- if cookiecutter.api_auth == "token" %}
+    monkeypatch.setenv(f"{PREFIX}API_TOKENS", "")  # as in `cp .env.example .env`, then edited
+    assert Config().api_tokens is None
+{%- endif %}
+
+
+def test_results_must_be_kept() -> None:
+    # Without a kept result an abort cannot be confirmed and a job's outcome is lost.
+    with pytest.raises(ValidationError, match="worker_keep_result"):
+        Config(worker_keep_result=0)

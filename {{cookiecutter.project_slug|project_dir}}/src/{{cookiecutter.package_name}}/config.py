@@ -49,6 +49,8 @@ class Config(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,
+        # `NAME=` (empty) means unset, so the default applies.
+        env_ignore_empty=True,
         # A validation error must not echo a value: it may hold a password or a token.
         hide_input_in_errors=True,
     )
@@ -69,7 +71,9 @@ class Config(BaseSettings):
     worker_max_jobs: int = Field(default=100, ge=1)
     worker_queue_read_limit: int | None = Field(default=None, ge=1)
     worker_job_timeout: Seconds = 300
-    worker_keep_result: Seconds = 3600
+    # Above 0: without a kept result an abort cannot be confirmed, and a job's
+    # outcome cannot be read.
+    worker_keep_result: float = Field(default=3600, gt=0)
     worker_max_tries: int = Field(default=5, ge=1)
     worker_retry_backoff: Seconds = 2.0
     # A liveness probe (`arq --check`) fails when the health key is older than
@@ -79,6 +83,8 @@ class Config(BaseSettings):
     # ones; keep compose's stop_grace_period (and Kubernetes'
     # terminationGracePeriodSeconds) above it.
     worker_job_completion_wait: int = Field(default=25, ge=0)
+    # The worker serves its Prometheus metrics on this port (0: not at all).
+    worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
 {%- if cookiecutter.api_auth == "token" %}
 
     # Clients of /jobs send `Authorization: Bearer <token>` with one of these

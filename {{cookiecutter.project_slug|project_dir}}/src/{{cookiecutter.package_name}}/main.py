@@ -25,9 +25,10 @@ from .dependencies.arq import arq_dependency
 {%- if cookiecutter.api_auth == "token" %}
 from .dependencies.auth import TOKEN_REQUIRED
 {%- endif %}
-from .handlers import health, jobs
+from .handlers import health, jobs, metrics
 from .limits import BodySizeLimit
 from .logs import configure_logging
+from .metrics import RequestMetrics
 from .queue import JobFinished, JobNotFound, JobNotQueued, QueueUnavailable
 
 __all__ = ["app", "create_app"]
@@ -63,7 +64,9 @@ def create_app(config: Config | None = None) -> FastAPI:
     app = FastAPI(title="{{ cookiecutter.project_slug }}", lifespan=lifespan)
     app.state.config = config
     app.add_middleware(BodySizeLimit, max_bytes=config.api_max_body_bytes)
+    app.add_middleware(RequestMetrics)  # outermost: counts the 413s too
     app.include_router(health.router)
+    app.include_router(metrics.router)
 {%- if cookiecutter.api_auth == "token" %}
     app.include_router(jobs.router, dependencies=TOKEN_REQUIRED)
 {%- else %}

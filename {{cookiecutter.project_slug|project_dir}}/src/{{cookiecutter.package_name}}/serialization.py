@@ -4,9 +4,10 @@ arq pickles jobs by default, which lets anyone who can write to Redis run code i
 the worker. This carries data only, through pydantic-core's JSON (faster than the
 standard library's): anything pydantic can dump is accepted (str, int, float, bool,
 None, lists, tuples, sets, dicts, datetime, date, time, timedelta, UUID, Decimal,
-enums, pydantic models, dataclasses) and reads back as its JSON form: tuples and sets
-as lists, dict keys as strings, datetimes, UUIDs and Decimals as strings, models and
-dataclasses as dicts. Anything else raises, and arq reports a `SerializationError`.
+enums, pydantic models, dataclasses, UTF-8 bytes) and reads back as its JSON form:
+bytes as str, tuples and sets as lists, dict keys as strings, datetimes, UUIDs and
+Decimals as strings, models and dataclasses as dicts. Anything else raises, and arq
+reports a `SerializationError`.
 
 A failed job's exception (a result with `"s": false`) is stored as its type name and
 message and reads back as `JobFailed`, except `asyncio.CancelledError`, which arq

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 
 from {{ cookiecutter.package_name }}.dependencies.arq import arq_dependency
-from {{ cookiecutter.package_name }}.queue import MockArqQueue
+from {{ cookiecutter.package_name }}.queue import JobResult, JobResultUnavailable, MockArqQueue
 
 from ..conftest import client_for
 
@@ -157,3 +158,20 @@ async def test_routes_are_documented(client: AsyncClient) -> None:
         "/health/ready",
     } <= set(paths)
     assert "409" in paths["/jobs/ping"]["post"]["responses"]
+
+
+async def test_a_job_that_finishes_between_the_reads_shows_its_result(
+    client: AsyncClient, mock_queue: MockArqQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = (await client.post("/jobs/ping", json={})).json()
+    await mock_queue.set_in_progress(job["id"])
+    read_result = mock_queue.get_job_result
+
+    async def finishes_meanwhile(job_id: str, queue_name: str | None = None) -> JobResult:
+        monkeypatch.setattr(mock_queue, "get_job_result", read_result)
+        await mock_queue.set_complete(job_id, result="pong")
+        raise JobResultUnavailable(job_id)
+
+    monkeypatch.setattr(mock_queue, "get_job_result", finishes_meanwhile)
+    body = (await client.get(f"/jobs/{job['id']}")).json()
+    assert (body["status"], body["success"], body["result"]) == ("complete", True, "pong")

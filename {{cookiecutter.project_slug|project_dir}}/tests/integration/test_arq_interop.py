@@ -6,6 +6,7 @@ An arq upgrade that changes its keys, records or pool settings fails here."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 
@@ -90,11 +91,13 @@ async def test_we_read_the_jobs_arq_writes(pools: tuple[RedisArqQueue, ArqRedis,
 
 
 async def test_our_pool_is_built_like_arqs(redis_config: Config) -> None:
-    settings = redis_config.arq_redis_settings
-    settings.retry = Retry(ConstantBackoff(0.1), 2)
-    settings.retry_on_error = [RedisConnectionError]
-    settings.max_connections = 7
-    settings.conn_timeout = 3
+    settings = dataclasses.replace(  # a copy: the fixture's settings serve other tests
+        redis_config.arq_redis_settings,
+        retry=Retry(ConstantBackoff(0.1), 2),
+        retry_on_error=[RedisConnectionError],
+        max_connections=7,
+        conn_timeout=3,
+    )
     ours = connect_pool(settings, default_queue_name="q")
     arqs = await create_pool(settings, default_queue_name="q")
     try:

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.integration
 
 KEEP_RESULT_S = 300.0  # longer than any run, so no result expires in one backend first
 KEYS = st.sampled_from(["a", "b", "c"])
+QUEUES = st.sampled_from(["first", "second"])  # a job is found through its own queue only
 VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=8),
     lambda inner: (
@@ -47,10 +48,11 @@ def same_answers(redis_settings: RedisSettings) -> type[RuleBasedStateMachine]:
         def __init__(self) -> None:
             super().__init__()
             self.loop = asyncio.new_event_loop()
-            queue_name = f"test:{uuid.uuid4().hex}"
             self.prefix = uuid.uuid4().hex[:12]
-            mock = MockArqQueue(default_queue_name=queue_name, keep_result=KEEP_RESULT_S)
-            redis = RedisArqQueue.from_settings(redis_settings, default_queue_name=queue_name)
+            self.queues = {name: f"test:{self.prefix}:{name}" for name in ("first", "second")}
+            first = self.queues["first"]
+            mock = MockArqQueue(default_queue_name=first, keep_result=KEEP_RESULT_S)
+            redis = RedisArqQueue.from_settings(redis_settings, default_queue_name=first)
             self.mock = Harness(mock, None, keep_result=KEEP_RESULT_S)
             self.redis = Harness(redis, redis_settings, keep_result=KEEP_RESULT_S)
 
@@ -66,12 +68,19 @@ def same_answers(redis_settings: RedisSettings) -> type[RuleBasedStateMachine]:
         def job_id(self, key: str) -> str:
             return f"{self.prefix}-{key}"
 
-        @rule(key=KEYS, function=st.sampled_from(["succeed", "fail", "echo"]), value=VALUES)
-        def enqueue(self, key: str, function: str, value: Any) -> None:
+        @rule(
+            key=KEYS,
+            queue=QUEUES,
+            function=st.sampled_from(["succeed", "fail", "echo"]),
+            value=VALUES,
+        )
+        def enqueue(self, key: str, queue: str, function: str, value: Any) -> None:
             args = (value,) if function != "succeed" else (len(str(value)),)
 
-            async def call(queue: ArqQueue) -> Any:
-                return await queue.enqueue(function, *args, _job_id=self.job_id(key))
+            async def call(client: ArqQueue) -> Any:
+                return await client.enqueue(
+                    function, *args, _job_id=self.job_id(key), _queue_name=self.queues[queue]
+                )
 
             self.both(call)
 
@@ -83,31 +92,31 @@ def same_answers(redis_settings: RedisSettings) -> type[RuleBasedStateMachine]:
 
             self.both(call)
 
-        @rule(key=KEYS)
-        def read(self, key: str) -> None:
-            async def call(queue: ArqQueue) -> Any:
-                return await queue.get_job_metadata(self.job_id(key))
+        @rule(key=KEYS, queue=QUEUES)
+        def read(self, key: str, queue: str) -> None:
+            async def call(client: ArqQueue) -> Any:
+                return await client.get_job_metadata(self.job_id(key), self.queues[queue])
 
             self.both(call)
 
-        @rule(key=KEYS)
-        def read_result(self, key: str) -> None:
-            async def call(queue: ArqQueue) -> Any:
-                return await queue.get_job_result(self.job_id(key))
+        @rule(key=KEYS, queue=QUEUES)
+        def read_result(self, key: str, queue: str) -> None:
+            async def call(client: ArqQueue) -> Any:
+                return await client.get_job_result(self.job_id(key), self.queues[queue])
 
             self.both(call)
 
-        @rule(key=KEYS)
-        def abort(self, key: str) -> None:
-            async def call(queue: ArqQueue) -> Any:
-                return await queue.abort_job(self.job_id(key), timeout=1)
+        @rule(key=KEYS, queue=QUEUES)
+        def abort(self, key: str, queue: str) -> None:
+            async def call(client: ArqQueue) -> Any:
+                return await client.abort_job(self.job_id(key), self.queues[queue], timeout=1)
 
             self.both(call)
 
-        @rule()
-        def run_worker(self) -> None:
+        @rule(queue=QUEUES)
+        def run_worker(self, queue: str) -> None:
             for harness in (self.mock, self.redis):
-                self.loop.run_until_complete(harness.run_all())
+                self.loop.run_until_complete(harness.run_all(self.queues[queue]))
 
         def teardown(self) -> None:
             for harness in (self.mock, self.redis):

@@ -7,6 +7,7 @@ import pkgutil
 from typing import Any
 
 import pytest
+from arq.cron import CronJob
 from arq.worker import Function
 
 from {{ cookiecutter.package_name }}.logs import (
@@ -31,8 +32,11 @@ def test_worker_runs_the_example_jobs_and_the_nightly_cron() -> None:
 
 def test_every_job_module_is_registered() -> None:
     """A job in worker/functions/ that WorkerSettings does not list would never run."""
-    registered = {f.coroutine for f in WorkerSettings.functions if isinstance(f, Function)}
-    registered |= {job.coroutine for job in WorkerSettings.cron_jobs or ()}
+    registered = {
+        inspect.unwrap(job.coroutine)
+        for job in [*WorkerSettings.functions, *(WorkerSettings.cron_jobs or ())]
+        if isinstance(job, Function | CronJob)
+    }
     for module_info in pkgutil.iter_modules(functions.__path__):
         module = importlib.import_module(f"{functions.__name__}.{module_info.name}")
         jobs = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Response, status
@@ -12,6 +13,7 @@ from ..queue import ArqQueue, QueueUnavailable
 
 __all__ = ["router"]
 
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/health", tags=["health"])
 
 
@@ -36,6 +38,8 @@ async def ready(queue: Annotated[ArqQueue, Depends(arq_dependency)], response: R
     try:
         await queue.ping()
     except QueueUnavailable as error:
+        # The details (host names, errors) go to the log, not to whoever asks.
+        logger.warning("not ready: %s", error)
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        return Health(status="unavailable", reason=str(error))
+        return Health(status="unavailable", reason="the job queue (Redis) is unavailable")
     return Health(status="ok")

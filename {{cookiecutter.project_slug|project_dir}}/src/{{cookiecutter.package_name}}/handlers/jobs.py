@@ -143,7 +143,10 @@ async def get_job(job_id: JobId, queue: Queue) -> JobResponse:
     try:
         return JobResponse.of(await queue.get_job_result(job_id))
     except JobResultUnavailable:
-        return JobResponse.of(await queue.get_job_metadata(job_id))
+        metadata = await queue.get_job_metadata(job_id)
+    if metadata.status is JobStatus.complete:  # it finished between the two reads
+        return JobResponse.of(await queue.get_job_result(job_id))
+    return JobResponse.of(metadata)
 
 
 @router.delete(

@@ -11,7 +11,7 @@ from .errors import (
     QueueUnavailable,
 )
 from .mock import MockArqQueue
-from .models import AbortResult, JobError, JobMetadata, JobResult, JobStatus
+from .models import AbortResult, JobError, JobMetadata, JobResult, JobStatus, QueueStats
 from .redis import RedisArqQueue
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "JobStatus",
     "MockArqQueue",
     "QueueError",
+    "QueueStats",
     "QueueUnavailable",
     "RedisArqQueue",
 ]

@@ -5,11 +5,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 from arq.constants import default_queue_name
 from arq.utils import timestamp_ms, to_ms, to_unix_ms
 
-from .models import AbortResult, JobMetadata, JobResult
+from ..metrics import ENQUEUED
+from .errors import JobNotQueued, QueueUnavailable
+from .models import AbortResult, JobMetadata, JobResult, QueueStats
 
 __all__ = ["ABORT_TIMEOUT_S", "ArqQueue"]
 
@@ -27,7 +30,6 @@ class ArqQueue(ABC):
     def __init__(self, *, default_queue_name: str = default_queue_name) -> None:
         self.default_queue_name = default_queue_name
 
-    @abstractmethod
     async def enqueue(
         self,
         function: str,
@@ -43,8 +45,38 @@ class ArqQueue(ABC):
 
         Raise `JobNotQueued` if `_job_id` is taken (by a job or its kept result, in any
         queue), `JobNotSerializable` if an argument cannot be carried. A deferral into the
-        past runs the job at once.
+        past runs the job at once. Outcomes are counted in `arq_jobs_enqueued_total`.
         """
+        try:
+            job = await self._enqueue(
+                function,
+                args,
+                kwargs,
+                job_id=_job_id or uuid4().hex,
+                queue_name=self._queue(_queue_name),
+                schedule=schedule(_defer_by, _defer_until),
+            )
+        except JobNotQueued:
+            ENQUEUED.labels(function, "duplicate").inc()
+            raise
+        except QueueUnavailable:
+            ENQUEUED.labels(function, "unavailable").inc()
+            raise
+        ENQUEUED.labels(function, "accepted").inc()
+        return job
+
+    @abstractmethod
+    async def _enqueue(
+        self,
+        function: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        job_id: str,
+        queue_name: str,
+        schedule: tuple[int, int],
+    ) -> JobMetadata:
+        """Store the job; `schedule` is (now, run time) in ms since the epoch."""
 
     @abstractmethod
     async def get_job_metadata(self, job_id: str, queue_name: str | None = None) -> JobMetadata:
@@ -60,6 +92,10 @@ class ArqQueue(ABC):
     ) -> AbortResult:
         """Remove a waiting job, or cancel a running one (waiting up to `timeout` seconds for
         the worker to confirm); raise `JobFinished` if it already ended, `JobNotFound`."""
+
+    @abstractmethod
+    async def stats(self, queue_name: str | None = None) -> QueueStats:
+        """Counts of ready and deferred jobs, the oldest waiting one, the worker's health key."""
 
     async def ping(self) -> None:  # noqa: B027 (the mock is always up)
         """Raise `QueueUnavailable` unless the backend answers."""

@@ -14,17 +14,15 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
-from uuid import uuid4
 
 from arq.jobs import JobStatus
 from arq.utils import timestamp_ms
 
 from . import records
-from .base import ABORT_TIMEOUT_S, ArqQueue, schedule
+from .base import ABORT_TIMEOUT_S, ArqQueue
 from .errors import JobFinished, JobNotFound, JobNotQueued, JobResultUnavailable
-from .models import AbortResult, JobMetadata, JobResult
+from .models import AbortResult, JobMetadata, JobResult, QueueStats
 
 __all__ = ["MockArqQueue"]
 
@@ -35,7 +33,6 @@ class _Job:
     queue_name: str
     score: int  # run time, ms
     started_ms: int | None = None
-    abort_requested: bool = False
     result: bytes | None = None  # as arq's worker writes it
     result_expires: float | None = None
 
@@ -56,20 +53,17 @@ class MockArqQueue(ArqQueue):
         self.confirm_aborts = confirm_aborts
         self._jobs: dict[str, _Job] = {}
 
-    async def enqueue(
+    async def _enqueue(
         self,
         function: str,
-        /,
-        *args: Any,
-        _job_id: str | None = None,
-        _queue_name: str | None = None,
-        _defer_by: timedelta | float | None = None,
-        _defer_until: datetime | None = None,
-        **kwargs: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        job_id: str,
+        queue_name: str,
+        schedule: tuple[int, int],
     ) -> JobMetadata:
-        queue_name = self._queue(_queue_name)
-        job_id = _job_id or uuid4().hex
-        now_ms, score = schedule(_defer_by, _defer_until)
+        now_ms, score = schedule
         job = records.encode_job(function, args, kwargs, now_ms)
         if self._live(job_id) is not None:
             raise JobNotQueued(job_id)
@@ -100,11 +94,22 @@ class MockArqQueue(ArqQueue):
         if job.started_ms is None:
             del self._jobs[job_id]
             return AbortResult.removed
-        job.abort_requested = True
         if not self.confirm_aborts:
             return AbortResult.requested
         self._finish(job_id, job, success=False, result=asyncio.CancelledError())
         return AbortResult.cancelled
+
+    async def stats(self, queue_name: str | None = None) -> QueueStats:
+        queue = self._queue(queue_name)
+        now_ms = timestamp_ms()
+        waiting = [
+            job for job in self._jobs.values() if job.queue_name == queue and job.result is None
+        ]
+        due = [job for job in waiting if job.score <= now_ms]
+        not_started = [job.score for job in due if job.started_ms is None]
+        oldest_ready_age_s = max(0.0, (now_ms - min(not_started)) / 1000) if not_started else 0.0
+        # No worker writes a health key here.
+        return QueueStats(len(due), len(waiting) - len(due), oldest_ready_age_s, None)
 
     async def set_in_progress(self, job_id: str, queue_name: str | None = None) -> None:
         """Start a job as a worker would: only one that is queued (not deferred, not started)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -12,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from ..serialization import JobFailed
 
-__all__ = ["AbortResult", "JobError", "JobMetadata", "JobResult", "JobStatus"]
+__all__ = ["AbortResult", "JobError", "JobMetadata", "JobResult", "JobStatus", "QueueStats"]
 
 
 class JobMetadata(BaseModel):
@@ -61,3 +62,13 @@ class AbortResult(StrEnum):
     removed = "removed"  # it was waiting: it will never run
     cancelled = "cancelled"  # it was running: the worker cancelled it
     requested = "requested"  # it is running: the worker will cancel it, but did not confirm in time
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """A queue at one moment, read cheaply (no key scans)."""
+
+    ready: int  # due jobs, running ones included (a job stays in its queue until it ends)
+    deferred: int
+    oldest_ready_age_s: float  # of the oldest due job no worker has started; 0 when none
+    health_check_ttl_s: float | None  # time left on a worker's health key; None: no worker

@@ -62,17 +62,35 @@ def encode_result(job: JobDef, job_id: str, queue_name: str, **outcome: Any) -> 
 
 
 def decode_job(job_id: str, raw: bytes) -> JobDef:
+    """The job, or `JobNotFound` for anything this app did not write (pickled, malformed)."""
     try:
-        return deserialize_job(raw, deserializer=deserialize)
+        info = deserialize_job(raw, deserializer=deserialize)
     except DeserializationError:
-        raise JobNotFound(job_id) from None  # not a job this app wrote
+        raise JobNotFound(job_id) from None
+    _check(job_id, info)
+    return info
 
 
 def decode_result(job_id: str, raw: bytes) -> StoredResult:
+    """The result, or `JobNotFound` for anything this app's worker did not write."""
     try:
-        return deserialize_result(raw, deserializer=deserialize)
+        info = deserialize_result(raw, deserializer=deserialize)
     except DeserializationError:
-        raise JobNotFound(job_id) from None  # not a result this app's worker wrote
+        raise JobNotFound(job_id) from None
+    _check(job_id, info)
+    if not isinstance(info.success, bool) or not isinstance(info.queue_name, str):
+        raise JobNotFound(job_id)
+    return info
+
+
+def _check(job_id: str, info: JobDef) -> None:
+    """Records that decode but are not shaped like arq's (foreign data in the same Redis)."""
+    if not (
+        isinstance(info.function, str)
+        and isinstance(info.args, list | tuple)
+        and isinstance(info.kwargs, dict)
+    ):
+        raise JobNotFound(job_id)
 
 
 def metadata(info: JobDef, job_id: str, status: JobStatus, queue_name: str) -> JobMetadata:

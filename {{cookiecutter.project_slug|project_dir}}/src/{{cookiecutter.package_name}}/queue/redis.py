@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
-from typing import Any, cast
-from uuid import uuid4
+from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings
 from arq.constants import (
     abort_jobs_ss,
+    health_check_key_suffix,
     in_progress_key_prefix,
     job_key_prefix,
     result_key_prefix,
@@ -19,14 +18,13 @@ from arq.constants import (
 )
 from arq.jobs import JobStatus
 from arq.utils import timestamp_ms
-from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import RedisError, ResponseError, WatchError
 
 from ..serialization import deserialize, serialize
 from . import records
-from .base import ABORT_TIMEOUT_S, ArqQueue, schedule
+from .base import ABORT_TIMEOUT_S, ArqQueue
 from .errors import JobFinished, JobNotFound, JobNotQueued, JobResultUnavailable, QueueUnavailable
-from .models import AbortResult, JobMetadata, JobResult
+from .models import AbortResult, JobMetadata, JobResult, QueueStats
 
 __all__ = ["RedisArqQueue", "connect_pool"]
 
@@ -35,6 +33,8 @@ __all__ = ["RedisArqQueue", "connect_pool"]
 # call, not redis-py's socket_timeout, which on Python 3.11 starts a task for
 # every command sent: about 15% of the enqueue endpoint's CPU (bench/).
 TIMEOUT_S = 5.0
+# How many of the oldest due jobs a scrape looks at to find one not yet started.
+OLDEST_SCAN = 20
 # How often an abort looks for the worker's confirmation.
 ABORT_POLL_S = 0.05
 
@@ -52,44 +52,33 @@ return 1
 
 
 def connect_pool(settings: RedisSettings, *, default_queue_name: str) -> ArqRedis:
-    """An `ArqRedis` pool built from every setting `arq.create_pool` uses, minus its start-up
-    ping: it connects on first use and reconnects after Redis comes back, so the app can
-    start (and recover) while Redis is down. tests/integration/test_arq_interop.py fails if
-    arq's own pool would be built differently."""
+    """An `ArqRedis` pool built from every setting `arq.create_pool` uses for one Redis
+    (not Sentinel), minus its start-up ping: it connects on first use and reconnects after
+    Redis comes back, so the app can start (and recover) while Redis is down.
+    tests/integration/test_arq_interop.py fails if arq would build its pool differently."""
     if settings.sentinel:
-        if isinstance(settings.host, str):
-            raise ValueError("sentinel settings need a list of (host, port) sentinels")
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
-            settings.host,
-            ssl=settings.ssl,
-            db=settings.database,
-            username=settings.username,
-            password=settings.password,
-            encoding="utf8",
-        )
-        pool = cast(ArqRedis, sentinel.master_for(settings.sentinel_master, redis_class=ArqRedis))
-    else:
-        pool = ArqRedis(
-            host=settings.host,
-            port=settings.port,
-            unix_socket_path=settings.unix_socket_path,
-            socket_connect_timeout=settings.conn_timeout,
-            ssl=settings.ssl,
-            ssl_keyfile=settings.ssl_keyfile,
-            ssl_certfile=settings.ssl_certfile,
-            ssl_cert_reqs=settings.ssl_cert_reqs,
-            ssl_ca_certs=settings.ssl_ca_certs,
-            ssl_ca_data=settings.ssl_ca_data,
-            ssl_check_hostname=settings.ssl_check_hostname,
-            retry=settings.retry,
-            retry_on_timeout=settings.retry_on_timeout,
-            retry_on_error=settings.retry_on_error,
-            max_connections=settings.max_connections,
-            db=settings.database,
-            username=settings.username,
-            password=settings.password,
-            encoding="utf8",
-        )
+        raise ValueError("Redis Sentinel is not supported yet: use redis:// or rediss://")
+    pool = ArqRedis(
+        host=settings.host,
+        port=settings.port,
+        unix_socket_path=settings.unix_socket_path,
+        socket_connect_timeout=settings.conn_timeout,
+        ssl=settings.ssl,
+        ssl_keyfile=settings.ssl_keyfile,
+        ssl_certfile=settings.ssl_certfile,
+        ssl_cert_reqs=settings.ssl_cert_reqs,
+        ssl_ca_certs=settings.ssl_ca_certs,
+        ssl_ca_data=settings.ssl_ca_data,
+        ssl_check_hostname=settings.ssl_check_hostname,
+        retry=settings.retry,
+        retry_on_timeout=settings.retry_on_timeout,
+        retry_on_error=settings.retry_on_error,
+        max_connections=settings.max_connections,
+        db=settings.database,
+        username=settings.username,
+        password=settings.password,
+        encoding="utf8",
+    )
     pool.job_serializer = serialize
     pool.job_deserializer = deserialize
     pool.default_queue_name = default_queue_name
@@ -114,20 +103,17 @@ class RedisArqQueue(ArqQueue):
         async with self._redis():
             await self._pool.ping()
 
-    async def enqueue(
+    async def _enqueue(
         self,
         function: str,
-        /,
-        *args: Any,
-        _job_id: str | None = None,
-        _queue_name: str | None = None,
-        _defer_by: timedelta | float | None = None,
-        _defer_until: datetime | None = None,
-        **kwargs: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        job_id: str,
+        queue_name: str,
+        schedule: tuple[int, int],
     ) -> JobMetadata:
-        queue_name = self._queue(_queue_name)
-        job_id = _job_id or uuid4().hex
-        now_ms, score = schedule(_defer_by, _defer_until)
+        now_ms, score = schedule
         # arq's expiry: a job not started within a day of its run time is dropped.
         expires_ms = score - now_ms + self._pool.expires_extra_ms
         job = records.encode_job(function, args, kwargs, now_ms)
@@ -169,9 +155,11 @@ class RedisArqQueue(ArqQueue):
             return AbortResult.removed
         result, job, score, _ = await self._read(job_id, queue)
         if result is not None:
+            records.decode_result(job_id, result)  # a result of ours, or not found
             raise JobFinished(job_id)
         if job is None or score is None:
             raise JobNotFound(job_id)
+        records.decode_job(job_id, job)  # a job of ours, or not found
         # Running: ask the worker (allow_abort_jobs=True) to cancel it, and wait for
         # its result as arq's Job.abort does.
         async with self._redis():
@@ -192,6 +180,30 @@ class RedisArqQueue(ArqQueue):
             if asyncio.get_running_loop().time() >= deadline:
                 return AbortResult.requested
             await asyncio.sleep(ABORT_POLL_S)
+
+    async def stats(self, queue_name: str | None = None) -> QueueStats:
+        queue = self._queue(queue_name)
+        now_ms = timestamp_ms()
+        async with self._redis(), self._pool.pipeline(transaction=False) as pipe:
+            pipe.zcount(queue, "-inf", now_ms)
+            pipe.zcount(queue, f"({now_ms}", "+inf")
+            pipe.zrangebyscore(queue, "-inf", now_ms, start=0, num=OLDEST_SCAN, withscores=True)
+            pipe.pttl(queue + health_check_key_suffix)
+            ready, deferred, oldest, ttl_ms = await pipe.execute()
+        oldest_ready_age_s = 0.0
+        if oldest:
+            # Running jobs stay in the queue: the oldest waiting one is the first not started.
+            async with self._redis(), self._pool.pipeline(transaction=False) as pipe:
+                for job_id, _ in oldest:
+                    pipe.exists(in_progress_key_prefix + job_id.decode())
+                started = await pipe.execute()
+            waiting = [
+                score for (_, score), running in zip(oldest, started, strict=True) if not running
+            ]
+            if waiting:
+                oldest_ready_age_s = max(0.0, (now_ms - waiting[0]) / 1000)
+        ttl_s = ttl_ms / 1000 if ttl_ms >= 0 else None
+        return QueueStats(ready, deferred, oldest_ready_age_s, ttl_s)
 
     async def aclose(self) -> None:
         await self._pool.aclose(close_connection_pool=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 import httpx
 from arq import cron, func
@@ -12,6 +13,7 @@ from arq.connections import RedisSettings
 from arq.cron import CronJob
 from arq.typing import StartupShutdown, WorkerCoroutine
 from arq.worker import Function
+from prometheus_client import start_http_server
 
 from ..config import get_config
 from ..logs import bind_job, configure_logging, unbind_job
@@ -19,6 +21,7 @@ from ..serialization import deserialize, serialize
 from .functions.cleanup import cleanup_synced_invoices
 from .functions.ping import ping
 from .functions.sync_invoice import sync_invoice
+from .metrics import instrumented
 from .reconnect import worker_redis_settings
 
 __all__ = ["WorkerSettings", "shutdown", "startup"]
@@ -36,6 +39,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     configure_logging(config.log_level, config.log_format)
     ctx["config"] = config
     ctx["http"] = httpx.AsyncClient(base_url=config.invoice_api_url, timeout=10.0)
+    if config.worker_metrics_port:
+        ctx["metrics_server"], _ = start_http_server(config.worker_metrics_port)
     logger.info("worker started on queue %s at %s", config.arq_queue_name, config.arq_queue_url)
 
 
@@ -43,6 +48,10 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     http: httpx.AsyncClient | None = ctx.pop("http", None)
     if http is not None:
         await http.aclose()
+    metrics_server: WSGIServer | None = ctx.pop("metrics_server", None)
+    if metrics_server is not None:
+        metrics_server.shutdown()
+        metrics_server.server_close()
     logger.info("worker stopped")
 
 
@@ -57,12 +66,13 @@ async def job_ended(ctx: dict[str, Any]) -> None:
 class WorkerSettings:
     """Read by arq's CLI; every value comes from `Config`."""
 
-    # Annotated as arq's WorkerSettingsBase protocol declares them.
-    functions: Sequence[WorkerCoroutine | Function] = (
+    # Annotated as arq's WorkerSettingsBase protocol declares them; `instrumented` counts
+    # and times each job for the worker's metrics (worker/metrics.py).
+    functions: Sequence[WorkerCoroutine | Function] = instrumented(
         func(ping, name="ping"),
         func(sync_invoice, name="sync_invoice"),
     )
-    cron_jobs: Sequence[CronJob] | None = (
+    cron_jobs: Sequence[CronJob] | None = instrumented(
         cron(cleanup_synced_invoices, name="cleanup_synced_invoices", hour={3}, minute={0}),
     )
     # Waits out Redis outages (arq --check excepted): see reconnect.py.

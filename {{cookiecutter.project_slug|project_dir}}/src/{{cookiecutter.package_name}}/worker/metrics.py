@@ -1,0 +1,76 @@
+"""The worker's Prometheus metrics, per job function; served on WORKER_METRICS_PORT.
+
+Every job and cron job in `WorkerSettings` runs through `measured`, which counts it in,
+times it, and counts it out by outcome: complete, failed, retried (arq's `Retry`), or
+aborted (cancelled: an abort request, a job timeout, or a shutdown that ran out of time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import time
+from typing import Any, TypeVar
+
+from arq import Retry
+from arq.cron import CronJob
+from arq.typing import WorkerCoroutine
+from arq.worker import Function
+from prometheus_client import Counter, Gauge, Histogram
+
+__all__ = ["instrumented", "measured"]
+
+STARTED = Counter("arq_jobs_started", "Jobs started", ["function"])
+FINISHED = Counter(
+    "arq_jobs_finished",
+    "Jobs ended, by outcome: complete, failed, retried, aborted",
+    ["function", "outcome"],
+)
+DURATION = Histogram("arq_job_duration_seconds", "Time a job ran", ["function"])
+QUEUE_WAIT = Histogram(
+    "arq_job_queue_wait_seconds",
+    "Time from a job's run time (enqueue, or its deferral) to its start",
+    ["function"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+IN_PROGRESS = Gauge("arq_jobs_in_progress", "Jobs running now", ["function"])
+
+Job = TypeVar("Job", Function, CronJob)
+
+
+def measured(name: str, coroutine: WorkerCoroutine) -> WorkerCoroutine:
+    """`coroutine`, counted and timed under `name`."""
+
+    @functools.wraps(coroutine)
+    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        STARTED.labels(name).inc()
+        if score := ctx.get("score"):  # ms since the epoch; cron jobs have none
+            QUEUE_WAIT.labels(name).observe(max(0.0, time.time() - score / 1000))
+        IN_PROGRESS.labels(name).inc()
+        started = time.perf_counter()
+        outcome = "failed"
+        try:
+            result = await coroutine(ctx, *args, **kwargs)
+        except Retry:
+            outcome = "retried"
+            raise
+        except asyncio.CancelledError:
+            outcome = "aborted"
+            raise
+        else:
+            outcome = "complete"
+            return result
+        finally:
+            IN_PROGRESS.labels(name).dec()
+            DURATION.labels(name).observe(time.perf_counter() - started)
+            FINISHED.labels(name, outcome).inc()
+
+    return run
+
+
+def instrumented(*jobs: Job) -> tuple[Job, ...]:
+    """The jobs (`func(...)` or `cron(...)`), each running through `measured`."""
+    return tuple(
+        dataclasses.replace(job, coroutine=measured(job.name, job.coroutine)) for job in jobs
+    )

@@ -1,0 +1,72 @@
+"""The worker's job metrics: every outcome counted, timed, and the queue wait observed."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from typing import Any
+
+import pytest
+from arq import Retry, cron, func
+from prometheus_client import REGISTRY
+
+from {{ cookiecutter.package_name }}.worker.metrics import instrumented, measured
+
+
+def value(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_each_outcome_is_counted() -> None:
+    async def complete(ctx: dict[str, Any]) -> str:
+        assert value("arq_jobs_in_progress", function="m_complete") == 1
+        return "ok"
+
+    async def fail(ctx: dict[str, Any]) -> None:
+        raise ValueError("no")
+
+    async def retry(ctx: dict[str, Any]) -> None:
+        raise Retry(defer=1)
+
+    async def hang(ctx: dict[str, Any]) -> None:
+        await asyncio.sleep(60)
+
+    ctx: dict[str, Any] = {"score": int(time.time() * 1000) - 2000}
+    assert await measured("m_complete", complete)(ctx) == "ok"
+    with pytest.raises(ValueError, match="no"):
+        await measured("m_fail", fail)(ctx)
+    with pytest.raises(Retry):
+        await measured("m_retry", retry)(ctx)
+    task = asyncio.create_task(measured("m_abort", hang)(ctx))
+    await asyncio.sleep(0.01)
+    task.cancel()  # what arq does to an aborted job
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    for name, outcome in [
+        ("m_complete", "complete"),
+        ("m_fail", "failed"),
+        ("m_retry", "retried"),
+        ("m_abort", "aborted"),
+    ]:
+        assert value("arq_jobs_started_total", function=name) == 1
+        assert value("arq_jobs_finished_total", function=name, outcome=outcome) == 1
+        assert value("arq_jobs_in_progress", function=name) == 0
+        assert value("arq_job_duration_seconds_count", function=name) == 1
+        # It waited 2 s after its run time.
+        assert value("arq_job_queue_wait_seconds_sum", function=name) >= 2
+
+
+def test_instrumented_jobs_keep_their_names_and_functions() -> None:
+    async def job(ctx: dict[str, Any]) -> None:
+        return None
+
+    (wrapped,) = instrumented(func(job, name="job", max_tries=3))
+    (cron_job,) = instrumented(cron(job, name="nightly", hour={3}))
+    assert (wrapped.name, wrapped.max_tries, inspect.unwrap(wrapped.coroutine)) == ("job", 3, job)
+    assert (cron_job.name, cron_job.hour, inspect.unwrap(cron_job.coroutine)) == (
+        "nightly",
+        {3},
+        job,
+    )
