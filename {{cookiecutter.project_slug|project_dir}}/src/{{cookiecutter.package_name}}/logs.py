@@ -9,6 +9,10 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry import trace
+
+from . import tracing
+
 __all__ = ["bind_job", "configure_logging", "unbind_job"]
 
 _job: ContextVar[dict[str, Any] | None] = ContextVar("job", default=None)
@@ -40,6 +44,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if tracing.enabled() and (span := trace.get_current_span().get_span_context()).is_valid:
+            entry["trace_id"] = format(span.trace_id, "032x")
+            entry["span_id"] = format(span.span_id, "016x")
         job_id = getattr(record, "job_id", None)
         if job_id is not None:
             entry["job_id"] = job_id

@@ -30,6 +30,7 @@ from .limits import BodySizeLimit
 from .logs import configure_logging
 from .metrics import RequestMetrics
 from .queue import JobFinished, JobNotFound, JobNotQueued, QueueUnavailable
+from .tracing import TraceRequests, configure_tracing, shutdown_tracing
 
 __all__ = ["app", "create_app"]
 
@@ -60,11 +61,14 @@ def create_app(config: Config | None = None) -> FastAPI:
             yield
         finally:
             await arq_dependency.aclose()
+            shutdown_tracing()
 
     app = FastAPI(title="{{ cookiecutter.project_slug }}", lifespan=lifespan)
     app.state.config = config
     app.add_middleware(BodySizeLimit, max_bytes=config.api_max_body_bytes)
-    app.add_middleware(RequestMetrics)  # outermost: counts the 413s too
+    app.add_middleware(RequestMetrics)  # outer: counts the 413s too
+    if configure_tracing("{{ cookiecutter.project_slug }}-api"):
+        app.add_middleware(TraceRequests)
     app.include_router(health.router)
     app.include_router(metrics.router)
 {%- if cookiecutter.api_auth == "token" %}

@@ -9,6 +9,8 @@ bytes as str, tuples and sets as lists, dict keys as strings, datetimes, UUIDs a
 Decimals as strings, models and dataclasses as dicts. Anything else raises, and arq
 reports a `SerializationError`.
 
+With tracing on (tracing.py), a job record also carries its enqueue's traceparent.
+
 A failed job's exception (a result with `"s": false`) is stored as its type name and
 message and reads back as `JobFailed`, except `asyncio.CancelledError`, which arq
 itself needs to recognise aborted jobs. Nothing else is ever turned into an exception.
@@ -21,9 +23,13 @@ from typing import Any
 
 from pydantic_core import from_json, to_json
 
+from . import tracing
+
 __all__ = ["JobFailed", "deserialize", "serialize"]
 
 EXCEPTION_KEY = "__arq_exception__"
+# The enqueueing request's trace, in a job record (arq reads only its own fields).
+TRACEPARENT_KEY = "tp"
 
 
 class JobFailed(Exception):
@@ -39,6 +45,8 @@ def serialize(data: dict[str, Any]) -> bytes:
     failure = data.get("r")
     if data.get("s") is False and isinstance(failure, BaseException):
         data = {**data, "r": _exception(failure)}
+    elif "s" not in data and (parent := tracing.traceparent()):  # a job, enqueued in a trace
+        data = {**data, TRACEPARENT_KEY: parent}
     return to_json(data)
 
 
@@ -46,6 +54,10 @@ def deserialize(raw: bytes) -> dict[str, Any]:
     data = from_json(raw)
     if not isinstance(data, dict):
         raise ValueError(f"a job or result must be a JSON object, not {type(data).__name__}")
+    if tracing.enabled() and "s" not in data and isinstance(data.get("f"), str):
+        # A job the worker is about to run: its span will be a child of the enqueue.
+        parent = data.get(TRACEPARENT_KEY)
+        tracing.remember_job(data["f"], parent if isinstance(parent, str) else None)
     failure = data.get("r")
     if data.get("s") is False and isinstance(failure, dict) and EXCEPTION_KEY in failure:
         data["r"] = _failure(failure)

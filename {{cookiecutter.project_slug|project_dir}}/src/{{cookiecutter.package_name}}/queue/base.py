@@ -9,7 +9,9 @@ from uuid import uuid4
 
 from arq.constants import default_queue_name
 from arq.utils import timestamp_ms, to_ms, to_unix_ms
+from opentelemetry.trace import SpanKind
 
+from .. import tracing
 from ..metrics import ENQUEUED
 from .errors import JobNotQueued, QueueUnavailable
 from .models import AbortResult, JobMetadata, JobResult, QueueStats
@@ -47,15 +49,22 @@ class ArqQueue(ABC):
         queue), `JobNotSerializable` if an argument cannot be carried. A deferral into the
         past runs the job at once. Outcomes are counted in `arq_jobs_enqueued_total`.
         """
+        store = self._enqueue(
+            function,
+            args,
+            kwargs,
+            job_id=_job_id or uuid4().hex,
+            queue_name=self._queue(_queue_name),
+            schedule=schedule(_defer_by, _defer_until),
+        )
         try:
-            job = await self._enqueue(
-                function,
-                args,
-                kwargs,
-                job_id=_job_id or uuid4().hex,
-                queue_name=self._queue(_queue_name),
-                schedule=schedule(_defer_by, _defer_until),
-            )
+            if tracing.enabled():  # the job's record carries this span's traceparent
+                with tracing.tracer.start_as_current_span(
+                    f"enqueue {function}", kind=SpanKind.PRODUCER
+                ):
+                    job = await store
+            else:
+                job = await store
         except JobNotQueued:
             ENQUEUED.labels(function, "duplicate").inc()
             raise

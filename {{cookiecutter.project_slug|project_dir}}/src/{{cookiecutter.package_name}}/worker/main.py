@@ -18,6 +18,7 @@ from prometheus_client import start_http_server
 from ..config import get_config
 from ..logs import bind_job, configure_logging, unbind_job
 from ..serialization import deserialize, serialize
+from ..tracing import configure_tracing, end_job_span, shutdown_tracing, start_job_span
 from .functions.cleanup import cleanup_synced_invoices
 from .functions.ping import ping
 from .functions.sync_invoice import sync_invoice
@@ -32,6 +33,7 @@ config = get_config()
 # again in startup, because arq's CLI then sets up its own logger (its first two lines stay
 # in arq's format: it logs them before any hook of ours runs).
 configure_logging(config.log_level, config.log_format)
+configure_tracing("{{ cookiecutter.project_slug }}-worker")
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -53,13 +55,16 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         metrics_server.shutdown()
         metrics_server.server_close()
     logger.info("worker stopped")
+    shutdown_tracing()
 
 
 async def job_started(ctx: dict[str, Any]) -> None:
     bind_job(ctx["job_id"], ctx["job_try"])
+    start_job_span(ctx)
 
 
 async def job_ended(ctx: dict[str, Any]) -> None:
+    end_job_span(ctx)
     unbind_job()
 
 

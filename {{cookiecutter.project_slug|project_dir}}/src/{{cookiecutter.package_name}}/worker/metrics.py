@@ -1,4 +1,5 @@
 """The worker's Prometheus metrics, per job function; served on WORKER_METRICS_PORT.
+With tracing on, the job's span (tracing.start_job_span) records the outcome too.
 
 Every job and cron job in `WorkerSettings` runs through `measured`, which counts it in,
 times it, and counts it out by outcome: complete, failed, retried (arq's `Retry`), or
@@ -17,7 +18,10 @@ from arq import Retry
 from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
 from arq.worker import Function
+from opentelemetry import trace
 from prometheus_client import Counter, Gauge, Histogram
+
+from .. import tracing
 
 __all__ = ["instrumented", "measured"]
 
@@ -62,6 +66,8 @@ def measured(name: str, coroutine: WorkerCoroutine) -> WorkerCoroutine:
             outcome = "complete"
             return result
         finally:
+            if tracing.enabled():
+                trace.get_current_span().set_attribute("arq.outcome", outcome)
             IN_PROGRESS.labels(name).dec()
             DURATION.labels(name).observe(time.perf_counter() - started)
             FINISHED.labels(name, outcome).inc()
