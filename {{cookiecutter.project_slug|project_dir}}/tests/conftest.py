@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import redis
-from arq import func
+from arq import Retry, func
 from arq.connections import RedisSettings
 from arq.constants import (
     abort_jobs_ss,
@@ -34,6 +34,7 @@ from {{ cookiecutter.package_name }}.dependencies.arq import arq_dependency
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.queue import ArqQueue, JobMetadata, MockArqQueue, RedisArqQueue
 from {{ cookiecutter.package_name }}.serialization import deserialize, serialize
+from {{ cookiecutter.package_name }}.worker.metrics import instrumented
 
 URL_VARIABLE = "{{ cookiecutter.env_prefix }}ARQ_QUEUE_URL"
 {%- if cookiecutter.api_auth == "token" %}
@@ -183,6 +184,12 @@ async def echo(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]
     return {"args": list(args), "kwargs": kwargs}
 
 
+async def retry_once(ctx: dict[str, Any]) -> int:
+    if ctx["job_try"] == 1:
+        raise Retry(defer=0.01)
+    return int(ctx["job_try"])
+
+
 async def unstorable(ctx: dict[str, Any]) -> object:
     return object()  # no JSON for it: arq stores a failure instead
 
@@ -193,6 +200,7 @@ FUNCTIONS: dict[str, WorkerCoroutine] = {
     "hold": hold,
     "echo": echo,
     "unstorable": unstorable,
+    "retry_once": retry_once,
 }
 
 
@@ -219,7 +227,7 @@ class Harness:
 
     def worker(self, queue_name: str) -> Worker:
         return Worker(
-            functions=[func(f, name=name) for name, f in FUNCTIONS.items()],
+            functions=instrumented(*(func(f, name=name) for name, f in FUNCTIONS.items())),
             redis_settings=self.redis_settings,
             queue_name=queue_name,
             burst=True,
