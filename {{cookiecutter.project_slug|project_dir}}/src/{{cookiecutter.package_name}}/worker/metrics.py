@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import functools
 import time
-from typing import Any, TypeVar
+from typing import Any{% if cookiecutter.python_version == "3.11" %}, TypeVar{% endif %}
 
 from arq import Retry
 from arq.cron import CronJob
@@ -40,7 +40,9 @@ QUEUE_WAIT = Histogram(
 )
 IN_PROGRESS = Gauge("arq_jobs_in_progress", "Jobs running now", ["function"])
 
+{%- if cookiecutter.python_version == "3.11" %}
 Job = TypeVar("Job", Function, CronJob)
+{%- endif %}
 
 
 def measured(name: str, coroutine: WorkerCoroutine) -> WorkerCoroutine:
@@ -75,7 +77,11 @@ def measured(name: str, coroutine: WorkerCoroutine) -> WorkerCoroutine:
     return run
 
 
+{% if cookiecutter.python_version == "3.11" -%}
 def instrumented(*jobs: Job) -> tuple[Job, ...]:
+{%- else -%}
+def instrumented[Job: (Function, CronJob)](*jobs: Job) -> tuple[Job, ...]:
+{%- endif %}
     """The jobs (`func(...)` or `cron(...)`), each running through `measured`."""
     return tuple(
         dataclasses.replace(job, coroutine=measured(job.name, job.coroutine)) for job in jobs
