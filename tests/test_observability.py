@@ -65,7 +65,7 @@ CONTRACT: dict[str, tuple[str, frozenset[str]]] = {
         ("arq_jobs_finished_total", "counter", "function outcome"),
         ("arq_job_duration_seconds", "histogram", "function"),
         ("arq_job_queue_wait_seconds", "histogram", "function"),
-        ("arq_jobs_in_progress", "gauge", "function"),
+        ("arq_jobs_in_progress", "gauge", "queue function"),
     ]
 }
 # The label values the contract allows, and those the run below must produce.

@@ -48,4 +48,4 @@ async def test_each_outcome_is_counted_by_a_real_worker(harness: Harness) -> Non
         after = value(finished, function=function, outcome=outcome)
         assert after - count == 1, (function, outcome)
     assert value("arq_jobs_started_total", function="retry_once") - retries_started == 2
-    assert value("arq_jobs_in_progress", function="hold") == 0
+    assert value("arq_jobs_in_progress", queue="", function="hold") == 0

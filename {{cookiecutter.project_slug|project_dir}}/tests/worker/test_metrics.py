@@ -13,6 +13,8 @@ from prometheus_client import REGISTRY
 
 from {{ cookiecutter.package_name }}.worker.metrics import instrumented, measured
 
+from ..conftest import make_config
+
 
 def value(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
@@ -20,7 +22,7 @@ def value(name: str, **labels: str) -> float:
 
 async def test_each_outcome_is_counted() -> None:
     async def complete(ctx: dict[str, Any]) -> str:
-        assert value("arq_jobs_in_progress", function="m_complete") == 1
+        assert value("arq_jobs_in_progress", queue="q", function="m_complete") == 1
         return "ok"
 
     async def fail(ctx: dict[str, Any]) -> None:
@@ -32,7 +34,10 @@ async def test_each_outcome_is_counted() -> None:
     async def hang(ctx: dict[str, Any]) -> None:
         await asyncio.sleep(60)
 
-    ctx: dict[str, Any] = {"score": int(time.time() * 1000) - 2000}
+    ctx: dict[str, Any] = {
+        "score": int(time.time() * 1000) - 2000,
+        "config": make_config(arq_queue_name="q"),
+    }
     assert await measured("m_complete", complete)(ctx) == "ok"
     with pytest.raises(ValueError, match="no"):
         await measured("m_fail", fail)(ctx)
@@ -52,7 +57,7 @@ async def test_each_outcome_is_counted() -> None:
     ]:
         assert value("arq_jobs_started_total", function=name) == 1
         assert value("arq_jobs_finished_total", function=name, outcome=outcome) == 1
-        assert value("arq_jobs_in_progress", function=name) == 0
+        assert value("arq_jobs_in_progress", queue="q", function=name) == 0
         assert value("arq_job_duration_seconds_count", function=name) == 1
         # It waited 2 s after its run time.
         assert value("arq_job_queue_wait_seconds_sum", function=name) >= 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,6 +11,7 @@ from uuid import uuid4
 from arq.constants import default_queue_name
 from arq.utils import timestamp_ms, to_ms, to_unix_ms
 from opentelemetry.trace import SpanKind
+from prometheus_client import Counter
 
 from .. import tracing
 from ..metrics import ENQUEUED
@@ -66,12 +68,12 @@ class ArqQueue(ABC):
             else:
                 job = await store
         except JobNotQueued:
-            ENQUEUED.labels(function, "duplicate").inc()
+            _enqueued(function, "duplicate").inc()
             raise
         except QueueUnavailable:
-            ENQUEUED.labels(function, "unavailable").inc()
+            _enqueued(function, "unavailable").inc()
             raise
-        ENQUEUED.labels(function, "accepted").inc()
+        _enqueued(function, "accepted").inc()
         return job
 
     @abstractmethod
@@ -114,6 +116,12 @@ class ArqQueue(ABC):
 
     def _queue(self, queue_name: str | None) -> str:
         return queue_name or self.default_queue_name
+
+
+@functools.cache
+def _enqueued(function: str, outcome: str) -> Counter:
+    """The counter of one function and outcome, looked up once (labels() takes a lock)."""
+    return ENQUEUED.labels(function, outcome)
 
 
 def schedule(defer_by: timedelta | float | None, defer_until: datetime | None) -> tuple[int, int]:

@@ -94,7 +94,9 @@ def _check(job_id: str, info: JobDef) -> None:
 
 
 def metadata(info: JobDef, job_id: str, status: JobStatus, queue_name: str) -> JobMetadata:
-    return JobMetadata(
+    # Built without validation: decode_job/decode_result checked the record's shape, and
+    # this runs on every enqueue (bench/).
+    return JobMetadata.model_construct(
         id=job_id,
         name=info.function,
         args=tuple(info.args),

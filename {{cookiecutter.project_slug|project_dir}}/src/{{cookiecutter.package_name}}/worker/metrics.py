@@ -38,7 +38,8 @@ QUEUE_WAIT = Histogram(
     ["function"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
 )
-IN_PROGRESS = Gauge("arq_jobs_in_progress", "Jobs running now", ["function"])
+IN_PROGRESS = Gauge("arq_jobs_in_progress", "Jobs running now", ["queue", "function"])
+OUTCOMES = ("complete", "failed", "retried", "aborted")
 
 {%- if cookiecutter.python_version == "3.11" %}
 Job = TypeVar("Job", Function, CronJob)
@@ -47,13 +48,25 @@ Job = TypeVar("Job", Function, CronJob)
 
 def measured(name: str, coroutine: WorkerCoroutine) -> WorkerCoroutine:
     """`coroutine`, counted and timed under `name`."""
+    # The label lookups once, not per job (they take a lock): this runs for every job.
+    started_count, duration, queue_wait = (
+        STARTED.labels(name),
+        DURATION.labels(name),
+        QUEUE_WAIT.labels(name),
+    )
+    finished = {outcome: FINISHED.labels(name, outcome) for outcome in OUTCOMES}
+    in_progress_by_queue: dict[str, Gauge] = {}
 
     @functools.wraps(coroutine)
     async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        STARTED.labels(name).inc()
+        started_count.inc()
         if score := ctx.get("score"):  # ms since the epoch; cron jobs have none
-            QUEUE_WAIT.labels(name).observe(max(0.0, time.time() - score / 1000))
-        IN_PROGRESS.labels(name).inc()
+            queue_wait.observe(max(0.0, time.time() - score / 1000))
+        config = ctx.get("config")  # put there by the worker's startup hook
+        queue = config.arq_queue_name if config else ""
+        if (in_progress := in_progress_by_queue.get(queue)) is None:
+            in_progress = in_progress_by_queue[queue] = IN_PROGRESS.labels(queue, name)
+        in_progress.inc()
         started = time.perf_counter()
         outcome = "failed"
         try:
@@ -70,9 +83,9 @@ def measured(name: str, coroutine: WorkerCoroutine) -> WorkerCoroutine:
         finally:
             if tracing.enabled():
                 trace.get_current_span().set_attribute("arq.outcome", outcome)
-            IN_PROGRESS.labels(name).dec()
-            DURATION.labels(name).observe(time.perf_counter() - started)
-            FINISHED.labels(name, outcome).inc()
+            in_progress.dec()
+            duration.observe(time.perf_counter() - started)
+            finished[outcome].inc()
 
     return run
 
