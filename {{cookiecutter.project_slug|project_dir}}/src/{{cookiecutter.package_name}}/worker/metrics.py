@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import functools
 import time
-from typing import Any{% if cookiecutter.python_version == "3.11" %}, TypeVar{% endif %}
+from typing import Any, overload
 
 from arq import Retry
 from arq.cron import CronJob
@@ -40,10 +40,6 @@ QUEUE_WAIT = Histogram(
 )
 IN_PROGRESS = Gauge("arq_jobs_in_progress", "Jobs running now", ["queue", "function"])
 OUTCOMES = ("complete", "failed", "retried", "aborted")
-
-{%- if cookiecutter.python_version == "3.11" %}
-Job = TypeVar("Job", Function, CronJob)
-{%- endif %}
 
 
 def measured(name: str, coroutine: WorkerCoroutine) -> WorkerCoroutine:
@@ -90,11 +86,11 @@ def measured(name: str, coroutine: WorkerCoroutine) -> WorkerCoroutine:
     return run
 
 
-{% if cookiecutter.python_version == "3.11" -%}
-def instrumented(*jobs: Job) -> tuple[Job, ...]:
-{%- else -%}
-def instrumented[Job: (Function, CronJob)](*jobs: Job) -> tuple[Job, ...]:
-{%- endif %}
+@overload
+def instrumented(*jobs: Function) -> tuple[Function, ...]: ...
+@overload
+def instrumented(*jobs: CronJob) -> tuple[CronJob, ...]: ...
+def instrumented(*jobs: Function | CronJob) -> tuple[Function | CronJob, ...]:
     """The jobs (`func(...)` or `cron(...)`), each running through `measured`."""
     return tuple(
         dataclasses.replace(job, coroutine=measured(job.name, job.coroutine)) for job in jobs
