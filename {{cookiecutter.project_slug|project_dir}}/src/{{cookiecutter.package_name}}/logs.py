@@ -15,6 +15,8 @@ from . import tracing
 
 __all__ = ["bind_job", "configure_logging", "unbind_job"]
 
+PACKAGE = __name__.partition(".")[0]
+
 _job: ContextVar[dict[str, Any] | None] = ContextVar("job", default=None)
 
 
@@ -59,40 +61,48 @@ class JsonFormatter(logging.Formatter):
 _encoder = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+def configure_logging(
+    level: str = "INFO", fmt: str = "json", *, package_only: bool = False
+) -> None:
     """Send the app's, arq's and uvicorn's logs to stderr in one format.
 
     `level` applies to all of them. uvicorn's access log stays off when uvicorn
     was started with `--no-access-log` (it leaves that logger without handlers
-    and not propagating).
+    and not propagating). With `package_only`, only this project's loggers: what
+    the worker logs before its startup hook (arq's CLI sets up arq's own logging
+    after importing the settings, and the hook then calls this again in full).
     """
     access = logging.getLogger("uvicorn.access")
     access_log = bool(access.handlers) or access.propagate
     text_format = "%(asctime)s %(levelname)s %(name)s%(job)s %(message)s"
-    logging.config.dictConfig(
-        {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "filters": {"job": {"()": JobContextFilter}},
-            "formatters": {
-                "json": {"()": JsonFormatter},
-                "text": {"format": text_format},
-            },
-            "handlers": {
-                "stderr": {
-                    "class": "logging.StreamHandler",
-                    "formatter": fmt,
-                    "filters": ["job"],
-                }
-            },
-            "root": {"handlers": ["stderr"], "level": level.upper()},
-            "loggers": {
-                name: {
-                    "handlers": [],
-                    "propagate": access_log if name == "uvicorn.access" else True,
-                    "level": "NOTSET",  # `level` above applies
-                }
-                for name in ("arq", "uvicorn", "uvicorn.access", "uvicorn.error")
-            },
+    loggers: dict[str, dict[str, Any]] = {
+        name: {
+            "handlers": [],
+            "propagate": access_log if name == "uvicorn.access" else True,
+            "level": "NOTSET",  # the root's `level` applies
         }
-    )
+        for name in (PACKAGE, "arq", "uvicorn", "uvicorn.access", "uvicorn.error")
+    }
+    config: dict[str, Any] = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"job": {"()": JobContextFilter}},
+        "formatters": {
+            "json": {"()": JsonFormatter},
+            "text": {"format": text_format},
+        },
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": fmt,
+                "filters": ["job"],
+            }
+        },
+    }
+    if package_only:
+        handler = {"handlers": ["stderr"], "propagate": False, "level": level.upper()}
+        config["loggers"] = {PACKAGE: handler}
+    else:
+        config["root"] = {"handlers": ["stderr"], "level": level.upper()}
+        config["loggers"] = loggers
+    logging.config.dictConfig(config)

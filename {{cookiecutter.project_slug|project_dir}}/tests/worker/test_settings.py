@@ -4,8 +4,10 @@ import importlib
 import inspect
 import logging
 import pkgutil
+import socket
 from typing import Any
 
+import httpx
 import pytest
 from arq.cron import CronJob
 from arq.worker import Function
@@ -18,7 +20,10 @@ from {{ cookiecutter.package_name }}.logs import (
 )
 from {{ cookiecutter.package_name }}.serialization import deserialize, serialize
 from {{ cookiecutter.package_name }}.worker import functions
+from {{ cookiecutter.package_name }}.worker import main as worker_main
 from {{ cookiecutter.package_name }}.worker.main import WorkerSettings, config, shutdown, startup
+
+from ..conftest import make_config
 
 
 def test_worker_runs_the_example_jobs_and_the_nightly_cron() -> None:
@@ -110,3 +115,36 @@ def test_uvicorns_no_access_log_is_respected(capsys: pytest.CaptureFixture[str])
     configure_logging("INFO", "text")
     access.info("GET / 200")
     assert "GET / 200" in capsys.readouterr().err
+
+
+async def test_a_busy_metrics_port_does_not_stop_the_worker(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))  # noqa: S104 (where the worker's server binds)
+        busy.listen()
+        port = busy.getsockname()[1]
+        monkeypatch.setattr(worker_main, "config", make_config(worker_metrics_port=port))
+        ctx: dict[str, Any] = {}
+        await startup(ctx)
+        try:
+            assert "metrics_server" not in ctx
+            assert f"worker metrics not served on port {port}" in capsys.readouterr().err
+        finally:
+            await shutdown(ctx)
+
+
+async def test_the_worker_serves_its_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setattr(worker_main, "config", make_config(worker_metrics_port=port))
+    ctx: dict[str, Any] = {}
+    await startup(ctx)
+    try:
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"http://127.0.0.1:{port}/metrics")
+        assert "arq_jobs_started_total" in response.text
+    finally:
+        await shutdown(ctx)
+    assert "metrics_server" not in ctx

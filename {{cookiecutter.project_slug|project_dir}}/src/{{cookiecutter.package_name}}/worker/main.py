@@ -29,10 +29,10 @@ __all__ = ["WorkerSettings", "shutdown", "startup"]
 
 logger = logging.getLogger(__name__)
 config = get_config()
-# Now, so what runs before startup (waiting for Redis) logs in the configured format too;
-# again in startup, because arq's CLI then sets up its own logger (its first two lines stay
-# in arq's format: it logs them before any hook of ours runs).
-configure_logging(config.log_level, config.log_format)
+# This project's loggers now, so what runs before startup (waiting for Redis) logs in the
+# configured format; all loggers in startup, after arq's CLI has set up its own (its first
+# two lines stay in arq's format: it logs them before any hook of ours runs).
+configure_logging(config.log_level, config.log_format, package_only=True)
 configure_tracing("{{ cookiecutter.project_slug }}-worker")
 
 
@@ -42,7 +42,15 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["config"] = config
     ctx["http"] = httpx.AsyncClient(base_url=config.invoice_api_url, timeout=10.0)
     if config.worker_metrics_port:
-        ctx["metrics_server"], _ = start_http_server(config.worker_metrics_port)
+        try:
+            ctx["metrics_server"], _ = start_http_server(config.worker_metrics_port)
+        except OSError as error:  # e.g. a second worker on one host: run, without metrics
+            logger.warning(
+                "worker metrics not served on port %d (%s); set"
+                " {{ cookiecutter.env_prefix }}WORKER_METRICS_PORT to a free port, or 0",
+                config.worker_metrics_port,
+                error,
+            )
     logger.info("worker started on queue %s at %s", config.arq_queue_name, config.arq_queue_url)
 
 
