@@ -15,8 +15,9 @@ from prometheus_client import Counter
 
 from .. import tracing
 from ..metrics import ENQUEUED
+from . import records
 from .errors import JobNotQueued, QueueUnavailable
-from .models import AbortResult, JobMetadata, JobResult, QueueStats
+from .models import AbortResult, JobMetadata, JobResult, JobStatus, QueueStats
 
 __all__ = ["ABORT_TIMEOUT_S", "ArqQueue"]
 
@@ -51,22 +52,24 @@ class ArqQueue(ABC):
         queue), `JobNotSerializable` if an argument cannot be carried. A deferral into the
         past runs the job at once. Outcomes are counted in `arq_jobs_enqueued_total`.
         """
-        store = self._enqueue(
-            function,
-            args,
-            kwargs,
-            job_id=_job_id or uuid4().hex,
-            queue_name=self._queue(_queue_name),
-            schedule=schedule(_defer_by, _defer_until),
-        )
+        job_id = _job_id or uuid4().hex
+        queue_name = self._queue(_queue_name)
+        now_ms, score = schedule(_defer_by, _defer_until)
+
+        async def store() -> bytes:
+            # Encoded here, so a traced job record carries the enqueue span's traceparent.
+            job = records.encode_job(function, args, kwargs, now_ms)
+            await self._store(job_id, job, queue_name=queue_name, now_ms=now_ms, score=score)
+            return job
+
         try:
-            if tracing.enabled():  # the job's record carries this span's traceparent
+            if tracing.enabled():
                 with tracing.tracer.start_as_current_span(
                     f"enqueue {function}", kind=SpanKind.PRODUCER
                 ):
-                    job = await store
+                    job = await store()
             else:
-                job = await store
+                job = await store()
         except JobNotQueued:
             _enqueued(function, "duplicate").inc()
             raise
@@ -74,20 +77,16 @@ class ArqQueue(ABC):
             _enqueued(function, "unavailable").inc()
             raise
         _enqueued(function, "accepted").inc()
-        return job
+        status = JobStatus.deferred if score > now_ms else JobStatus.queued
+        # What was stored, read back from the bytes sent, without another round trip.
+        return records.metadata(records.decode_job(job_id, job), job_id, status, queue_name)
 
     @abstractmethod
-    async def _enqueue(
-        self,
-        function: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        *,
-        job_id: str,
-        queue_name: str,
-        schedule: tuple[int, int],
-    ) -> JobMetadata:
-        """Store the job; `schedule` is (now, run time) in ms since the epoch."""
+    async def _store(
+        self, job_id: str, job: bytes, *, queue_name: str, now_ms: int, score: int
+    ) -> None:
+        """Store an encoded job to run at `score` (ms since the epoch) unless its id is
+        taken by a job or a kept result: then raise `JobNotQueued`."""
 
     @abstractmethod
     async def get_job_metadata(self, job_id: str, queue_name: str | None = None) -> JobMetadata:

@@ -53,23 +53,12 @@ class MockArqQueue(ArqQueue):
         self.confirm_aborts = confirm_aborts
         self._jobs: dict[str, _Job] = {}
 
-    async def _enqueue(
-        self,
-        function: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        *,
-        job_id: str,
-        queue_name: str,
-        schedule: tuple[int, int],
-    ) -> JobMetadata:
-        now_ms, score = schedule
-        job = records.encode_job(function, args, kwargs, now_ms)
+    async def _store(
+        self, job_id: str, job: bytes, *, queue_name: str, now_ms: int, score: int
+    ) -> None:
         if self._live(job_id) is not None:
             raise JobNotQueued(job_id)
         self._jobs[job_id] = _Job(job, queue_name, score)
-        status = JobStatus.deferred if score > now_ms else JobStatus.queued
-        return records.metadata(records.decode_job(job_id, job), job_id, status, queue_name)
 
     async def get_job_metadata(self, job_id: str, queue_name: str | None = None) -> JobMetadata:
         job = self._get(job_id, queue_name)

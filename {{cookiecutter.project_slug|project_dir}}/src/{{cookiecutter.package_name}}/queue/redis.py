@@ -103,28 +103,16 @@ class RedisArqQueue(ArqQueue):
         async with self._redis():
             await self._pool.ping()
 
-    async def _enqueue(
-        self,
-        function: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        *,
-        job_id: str,
-        queue_name: str,
-        schedule: tuple[int, int],
-    ) -> JobMetadata:
-        now_ms, score = schedule
+    async def _store(
+        self, job_id: str, job: bytes, *, queue_name: str, now_ms: int, score: int
+    ) -> None:
         # arq's expiry: a job not started within a day of its run time is dropped.
         expires_ms = score - now_ms + self._pool.expires_extra_ms
-        job = records.encode_job(function, args, kwargs, now_ms)
         keys = [job_key_prefix + job_id, result_key_prefix + job_id, queue_name]
         async with self._redis():
             added = await self._enqueue_script(keys=keys, args=[expires_ms, job, score, job_id])
         if not added:
             raise JobNotQueued(job_id)
-        status = JobStatus.deferred if score > now_ms else JobStatus.queued
-        # What was stored, read back from the bytes sent, without another round trip.
-        return records.metadata(records.decode_job(job_id, job), job_id, status, queue_name)
 
     async def get_job_metadata(self, job_id: str, queue_name: str | None = None) -> JobMetadata:
         queue = self._queue(queue_name)
