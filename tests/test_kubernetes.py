@@ -149,6 +149,14 @@ def dockerfile(project: Path) -> dict[str, Any]:
     }
 
 
+def test_every_file_is_one_yaml_document(project: Path) -> None:
+    """As the project's pre-commit `check-yaml` hook (without --allow-multiple-documents) wants."""
+    files = sorted((project / "deploy" / "kubernetes").rglob("*.yaml"))
+    assert len(files) >= 8
+    for path in files:
+        assert isinstance(yaml.safe_load(path.read_text()), dict), path
+
+
 def test_every_object_passes_its_schema(project: Path) -> None:
     base, overlay = kustomize(project, BASE), kustomize(project, OVERLAY)
     workloads = {
