@@ -9,6 +9,7 @@ import copy
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -53,6 +54,7 @@ def project(rendered: Render) -> Path:
 
 
 def kustomize(project: Path, path: str) -> list[Manifest]:
+    assert shutil.which("kubectl"), "kubectl (1.27+, for kustomize 5) must be on PATH"
     result = run(["kubectl", "kustomize", str(project / path)])
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
