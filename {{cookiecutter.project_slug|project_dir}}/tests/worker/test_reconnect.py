@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pytest
 from arq.connections import create_pool
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import (
     AuthenticationError,
@@ -33,6 +34,7 @@ from {{ cookiecutter.package_name }}.worker.reconnect import (
     CappedBackoff,
     RedisOutage,
     WaitForRedis,
+    worker_redis_pool,
     worker_redis_settings,
 )
 
@@ -116,6 +118,26 @@ def test_the_worker_waits_and_the_api_does_not() -> None:
         "retry",
         "retry_on_error",
     }
+
+
+async def test_under_sentinel_the_worker_gets_a_pool_that_waits() -> None:
+    """arq's create_pool drops `retry` for Sentinel; the worker's own pool keeps it."""
+    plain = worker_redis_settings(parse_redis_dsn("redis://localhost"), argv=WORKER_ARGV)
+    assert worker_redis_pool(plain, queue_name="q") is None
+    settings = parse_redis_dsn("redis+sentinel://s1,s2/mymaster")
+    pool = worker_redis_pool(worker_redis_settings(settings, argv=WORKER_ARGV), queue_name="q")
+    assert pool is not None
+    try:
+        kwargs = pool.connection_pool.connection_kwargs
+        assert isinstance(kwargs["retry"], WaitForRedis)
+        assert RedisConnectionError in kwargs["retry_on_error"]
+        assert pool.default_queue_name == "q"
+        # The sentinels get no retry: one that is down is skipped, not waited for.
+        assert isinstance(pool.connection_pool, SentinelConnectionPool)
+        for sentinel in pool.connection_pool.sentinel_manager.sentinels:
+            assert sentinel.connection_pool.connection_kwargs["retry"] is None
+    finally:
+        await pool.aclose()
 
 
 def test_each_settings_object_has_its_own_outage() -> None:
