@@ -174,6 +174,24 @@ async def test_unreachable_redis_is_retried_until_it_answers(error: Exception) -
     assert call.failed == []
 
 
+async def test_a_nested_call_tries_once_and_the_outer_call_waits() -> None:
+    """As under Sentinel: the outer call asks for the master's address on each try; the
+    connect nested in it, with the same retry, must not keep dialling a dead address."""
+    retry = instant()
+    connect = Flaky(RedisConnectionError("refused"), failures=2)
+    addresses_asked = 0
+
+    async def connect_to_master() -> str:
+        nonlocal addresses_asked
+        addresses_asked += 1
+        return await retry.call_with_retry(connect.do, connect.fail)
+
+    assert await retry.call_with_retry(connect_to_master, connect.fail) == "ok"
+    assert (connect.calls, addresses_asked) == (3, 3)
+    assert len(connect.failed) == 2  # each nested failure is handed to redis-py's cleanup
+    assert await retry.call_with_retry(connect.do, connect.fail) == "ok"  # not nested any more
+
+
 def test_busy_loading_is_a_connection_error() -> None:
     assert issubclass(BusyLoadingError, RedisConnectionError)
 

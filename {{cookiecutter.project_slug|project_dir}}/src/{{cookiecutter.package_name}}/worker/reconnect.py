@@ -163,9 +163,15 @@ class WaitForRedis(Retry):
     reconnects and runs without the WATCH instead: a claim cut by the outage may
     then start a job another worker started too, which at-least-once delivery
     allows. redis-py has already closed the broken connection by then.
+
+    Only the outermost call of a connection waits: redis-py calls the same
+    `Retry` again inside (a command connects, and under Sentinel
+    ``SentinelManagedConnection.connect`` wraps ``Connection.connect``), and a
+    nested call tries once. Waiting there would keep dialling a dead master's
+    address, where the outer call asks the sentinels for the new one each try.
     """
 
-    __slots__ = ("outage",)
+    __slots__ = ("_waiting", "outage")
 
     def __init__(
         self, outage: RedisOutage | None = None, backoff: CappedBackoff | None = None
@@ -173,6 +179,7 @@ class WaitForRedis(Retry):
         super().__init__(backoff or CappedBackoff(), retries=-1)
         self.update_supported_errors(list(RETRIED_ERRORS))
         self.outage = outage or RedisOutage()
+        self._waiting = False
 
     @property
     def backoff(self) -> AbstractBackoff:
@@ -185,23 +192,33 @@ class WaitForRedis(Retry):
     async def call_with_retry(
         self, do: Callable[[], Awaitable[T]], fail: Callable[[RedisError], Any]
     ) -> T:
+        if self._waiting:  # nested: the outer call retries
+            try:
+                return await do()
+            except self._supported_errors as error:
+                await fail(error)
+                raise
         self.outage.enter()
         self._backoff.reset()  # type: ignore[no-untyped-call]
+        self._waiting = True
         failures = 0
-        while True:
-            try:
-                result = await do()
-            except self._supported_errors as error:
-                if isinstance(error, NEVER_RETRIED) or not self.outage.may_wait():
-                    await fail(error)
-                    raise
-                failures += 1
-                delay = self._backoff.compute(failures)
-                self.outage.failed(error, delay)
-                await asyncio.sleep(delay)
-            else:
-                self.outage.reachable()
-                return result
+        try:
+            while True:
+                try:
+                    result = await do()
+                except self._supported_errors as error:
+                    if isinstance(error, NEVER_RETRIED) or not self.outage.may_wait():
+                        await fail(error)
+                        raise
+                    failures += 1
+                    delay = self._backoff.compute(failures)
+                    self.outage.failed(error, delay)
+                    await asyncio.sleep(delay)
+                else:
+                    self.outage.reachable()
+                    return result
+        finally:
+            self._waiting = False
 
 
 def worker_redis_settings(
