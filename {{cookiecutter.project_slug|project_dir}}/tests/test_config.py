@@ -3,9 +3,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from arq.connections import RedisSettings
 from pydantic import ValidationError
+from redis.asyncio.sentinel import (
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
 
 from {{ cookiecutter.package_name }}.config import ArqMode, Config
+from {{ cookiecutter.package_name }}.queue.redis import connect_pool
 
 PREFIX = "{{ cookiecutter.env_prefix }}"
 
@@ -57,6 +64,52 @@ def test_separate_password_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert config.arq_redis_settings.password == "s3cret"
     assert "s3cret" not in repr(config)
+
+
+async def test_a_sentinel_url_builds_a_sentinel_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No network: redis-py asks the sentinels for the master on the first command."""
+    monkeypatch.setenv(f"{PREFIX}ARQ_QUEUE_URL", "redis+sentinel://app:hunter2@s1,s2:26380/cache/1")
+
+    config = Config()
+
+    assert config.arq_queue_url == "redis+sentinel://app@s1,s2:26380/cache/1"
+    assert "hunter2" not in repr(config) + repr(config.arq_redis_settings)
+    pool = connect_pool(config.arq_redis_settings, default_queue_name="invoices")
+    try:
+        connections = pool.connection_pool
+        assert isinstance(connections, SentinelConnectionPool)
+        assert (connections.service_name, connections.is_master) == ("cache", True)
+        assert connections.connection_class is SentinelManagedConnection
+        kwargs = connections.connection_kwargs
+        assert (kwargs["db"], kwargs["username"], kwargs["password"]) == (1, "app", "hunter2")
+        sentinels = [
+            s.connection_pool.connection_kwargs for s in connections.sentinel_manager.sentinels
+        ]
+        assert [(s["host"], s["port"]) for s in sentinels] == [("s1", 26379), ("s2", 26380)]
+        # The password is the master's and replicas': the sentinels are asked without it.
+        assert all(s.get("password") is None and s.get("username") is None for s in sentinels)
+        assert pool.default_queue_name == "invoices"
+    finally:
+        await pool.aclose()
+
+
+async def test_a_rediss_sentinel_url_talks_tls_to_the_master() -> None:
+    config = Config(arq_queue_url="rediss+sentinel://s1/mymaster?ssl_ca_certs=/etc/ca.pem")
+    pool = connect_pool(config.arq_redis_settings, default_queue_name="q")
+    try:
+        connections = pool.connection_pool
+        assert isinstance(connections, SentinelConnectionPool)
+        assert connections.connection_class is SentinelManagedSSLConnection
+        assert connections.connection_kwargs["ssl_ca_certs"] == "/etc/ca.pem"
+        (sentinel,) = connections.sentinel_manager.sentinels
+        assert "ssl_ca_certs" not in sentinel.connection_pool.connection_kwargs
+    finally:
+        await pool.aclose()
+
+
+def test_sentinel_settings_need_a_list_of_sentinels() -> None:
+    with pytest.raises(ValueError, match="list of"):
+        connect_pool(RedisSettings(host="s1", sentinel=True), default_queue_name="q")
 
 
 def test_bad_url_is_a_clear_error() -> None:

@@ -85,6 +85,23 @@ def test_unix_socket() -> None:
         ("unix://", "needs a socket path"),
         ("unix://host/run/redis.sock", "takes a path, not a host"),
         ("redis://localhost#frag", "fragment"),
+        ("redis://[::1", "not a valid URL"),
+        ("redis+sentinel://", "at least one sentinel"),
+        ("redis+sentinel://:pw@/mymaster", "at least one sentinel"),
+        ("redis+sentinel://s1:26379", "needs the master's name"),
+        ("redis+sentinel://s1:26379/", "needs the master's name"),
+        ("redis+sentinel://s1:26379//0", "needs the master's name"),
+        ("redis+sentinel://s1:99999/mymaster", "sentinel 1 of the DSN has an invalid port"),
+        ("redis+sentinel://s1,s2:port/mymaster", "sentinel 2 of the DSN has an invalid port"),
+        ("redis+sentinel://s1,,s2/mymaster", "sentinel 2 of the DSN has no host"),
+        ("redis+sentinel://s1,s1:26379/mymaster", "sentinel 2 of the DSN is listed twice"),
+        ("redis+sentinel://s1/mymaster/1?db=2", "given twice"),
+        ("redis+sentinel://s1/mymaster/x", "non-negative integer"),
+        ("redis+sentinel://s1/mymaster/0/extra", "non-negative integer"),
+        ("redis+sentinel://s1/mymaster?sentinel_master=m", "unsupported query parameter"),
+        ("redis+sentinel://s1/mymaster?ssl_cert_reqs=none", r"need rediss:// or rediss\+sentinel"),
+        ("rediss+sentinel://s1/m?ssl_cert_reqs=maybe", "ssl_cert_reqs must be"),
+        ("redis+sentinel://s1/mymaster#frag", "fragment"),
     ],
 )
 def test_bad_dsns_are_rejected_with_the_reason(dsn: str, message: str) -> None:
@@ -96,3 +113,53 @@ def test_repr_hides_the_password() -> None:
     settings = parse_redis_dsn("redis://user:hunter2@localhost")
     assert "hunter2" not in repr(settings)
     assert "user" in repr(settings)
+
+
+def test_sentinel_dsn() -> None:
+    settings = parse_redis_dsn("redis+sentinel://s1.internal:26380,10.0.0.2,[::1]:26381/cache/2")
+    assert settings.sentinel is True
+    assert settings.host == [("s1.internal", 26380), ("10.0.0.2", 26379), ("::1", 26381)]
+    assert (settings.sentinel_master, settings.database, settings.ssl) == ("cache", 2, False)
+    assert (settings.username, settings.password) == (None, None)
+
+
+def test_sentinel_database_defaults_to_0_or_comes_from_the_query() -> None:
+    assert parse_redis_dsn("redis+sentinel://s1/mymaster").database == 0
+    assert parse_redis_dsn("redis+sentinel://s1/mymaster/").database == 0
+    assert parse_redis_dsn("redis+sentinel://s1/mymaster?db=4").database == 4
+
+
+def test_sentinel_master_name_and_credentials_are_percent_decoded() -> None:
+    settings = parse_redis_dsn("redis+sentinel://app%40team:p%40ss%2C@s1:1,s2:2/my%20master/1")
+    assert settings.sentinel_master == "my master"
+    assert (settings.username, settings.password) == ("app@team", "p@ss,")
+    assert settings.host == [("s1", 1), ("s2", 2)]
+
+
+def test_sentinel_password_from_the_setting() -> None:
+    settings = parse_redis_dsn("redis+sentinel://s1/mymaster", password="s3")
+    assert settings.password == "s3"
+    with pytest.raises(InvalidRedisDsn, match="different passwords"):
+        parse_redis_dsn("redis+sentinel://:one@s1/mymaster", password="two")
+
+
+def test_rediss_sentinel_is_tls_with_its_options() -> None:
+    settings = parse_redis_dsn(
+        "rediss+sentinel://default:pw@s1:26379,s2:26379/mymaster/3"
+        "?ssl_cert_reqs=optional&ssl_ca_certs=/etc/ca.pem&ssl_check_hostname=yes"
+    )
+    assert (settings.sentinel, settings.ssl) == (True, True)
+    assert (settings.ssl_cert_reqs, settings.ssl_ca_certs) == ("optional", "/etc/ca.pem")
+    assert settings.ssl_check_hostname is True
+    assert (settings.sentinel_master, settings.database) == ("mymaster", 3)
+
+
+def test_sentinel_errors_and_repr_never_show_the_password() -> None:
+    settings = parse_redis_dsn("redis+sentinel://user:hunter2@s1,s2/mymaster")
+    assert "hunter2" not in repr(settings)
+    assert "user" in repr(settings)
+    assert "('s2', 26379)" in repr(settings)
+    # Without its @, the credentials read as the first sentinel: the error does not echo them.
+    with pytest.raises(InvalidRedisDsn) as error:
+        parse_redis_dsn("redis+sentinel://user:hunter2,s2/mymaster")
+    assert "hunter2" not in str(error.value)

@@ -58,7 +58,10 @@ class Config(BaseSettings):
     arq_mode: ArqMode = ArqMode.production
     arq_queue_url: str = Field(
         default="redis://localhost:6379/0",
-        description="Redis DSN: redis://, rediss:// (TLS) or unix://, with ?db= or /db",
+        description=(
+            "Redis DSN: redis://, rediss:// (TLS) or unix://, with ?db= or /db; Sentinel:"
+            " redis+sentinel://host1:26379,host2:26379/mymaster/0 (rediss+sentinel:// for TLS)"
+        ),
     )
     arq_queue_password: SecretStr | None = None
     arq_queue_name: str = Field(default=default_queue_name, min_length=1)

@@ -1,9 +1,10 @@
 """Turn a Redis DSN into arq's `RedisSettings`, losing nothing on the way.
 
 arq's own `RedisSettings.from_dsn` does not percent-decode the user name,
-password or socket path and ignores unknown query parameters; this parser
-decodes them, accepts the TLS options as query parameters and rejects
-anything it would otherwise drop.
+password or socket path, ignores unknown query parameters and has no form
+for Redis Sentinel; this parser decodes them, accepts the TLS options as
+query parameters, reads ``redis+sentinel://`` DSNs into arq's sentinel
+settings and rejects anything it would otherwise drop.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ from arq.connections import RedisSettings
 
 __all__ = ["InvalidRedisDsn", "RedactedRedisSettings", "parse_redis_dsn"]
 
-SCHEMES = frozenset({"redis", "rediss", "unix"})
+SCHEMES = frozenset({"redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel"})
+TLS_SCHEMES = frozenset({"rediss", "rediss+sentinel"})
+SENTINEL_SCHEMES = frozenset({"redis+sentinel", "rediss+sentinel"})
 DEFAULT_PORT = 6379
+DEFAULT_SENTINEL_PORT = 26379
+SENTINEL_EXAMPLE = "redis+sentinel://host1:26379,host2:26379/mymaster/0"
 TLS_OPTIONS = frozenset(
     {"ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname"}
 )
@@ -36,20 +41,35 @@ class RedactedRedisSettings(RedisSettings):
 
 
 def parse_redis_dsn(dsn: str, *, password: str | None = None) -> RedactedRedisSettings:
-    """Parse ``redis://``, ``rediss://`` (TLS) and ``unix://`` DSNs.
+    """Parse ``redis://``, ``rediss://`` (TLS), ``unix://`` and Sentinel DSNs.
+
+    ``redis+sentinel://[user:password@]host1:26379,host2:26379/mymaster/0``
+    names the sentinels (port 26379 unless given), the master's service name
+    and the database; ``rediss+sentinel://`` talks TLS to the master and its
+    replicas. As with arq's `create_pool`, the user name and password are the
+    master's and replicas'; the sentinels are asked without them, and without TLS.
 
     ``password``, when given, is used if the DSN has none; a DSN password that
     differs from it is an error rather than a silent choice.
     """
-    parts = urlsplit(dsn)
+    try:
+        parts = urlsplit(dsn)
+    except ValueError as error:  # e.g. an unclosed [ of an IPv6 address
+        raise InvalidRedisDsn(f"not a valid URL: {error}") from None
     if parts.scheme not in SCHEMES:
         raise InvalidRedisDsn(
-            f"unsupported scheme {parts.scheme!r}: use redis://, rediss:// or unix://"
+            f"unsupported scheme {parts.scheme!r}: use redis://, rediss://, unix://,"
+            " redis+sentinel:// or rediss+sentinel://"
         )
     if parts.fragment:
         raise InvalidRedisDsn("a Redis DSN must not have a #fragment")
-    query = _parse_query(parts.query, tls=parts.scheme == "rediss")
-    database = _database(parts.path if parts.scheme != "unix" else "", query)
+    sentinel = parts.scheme in SENTINEL_SCHEMES
+    query = _parse_query(parts.query, tls=parts.scheme in TLS_SCHEMES)
+    path = parts.path if parts.scheme != "unix" else ""
+    if sentinel:
+        sentinels = _sentinel_addresses(parts.netloc.rpartition("@")[2])
+        master, path = _sentinel_master(parts.path)
+    database = _database(path, query)
     username = unquote(parts.username) if parts.username else None
     dsn_password = unquote(parts.password) if parts.password is not None else None
     if dsn_password is not None and password is not None and dsn_password != password:
@@ -58,7 +78,7 @@ def parse_redis_dsn(dsn: str, *, password: str | None = None) -> RedactedRedisSe
         database=database,
         username=username,
         password=dsn_password if dsn_password is not None else password,
-        ssl=parts.scheme == "rediss",
+        ssl=parts.scheme in TLS_SCHEMES,
     )
     if parts.scheme == "unix":
         if parts.netloc.rpartition("@")[2]:
@@ -66,6 +86,10 @@ def parse_redis_dsn(dsn: str, *, password: str | None = None) -> RedactedRedisSe
         if not parts.path:
             raise InvalidRedisDsn("a unix:// DSN needs a socket path: unix:///run/redis.sock")
         settings.unix_socket_path = unquote(parts.path)
+    elif sentinel:
+        settings.host = sentinels
+        settings.sentinel = True
+        settings.sentinel_master = master
     else:
         try:
             port = parts.port
@@ -79,6 +103,43 @@ def parse_redis_dsn(dsn: str, *, password: str | None = None) -> RedactedRedisSe
     return settings
 
 
+def _sentinel_master(path: str) -> tuple[str, str]:
+    """The master's service name and what follows it (the database) in ``/mymaster/0``."""
+    name, _, database = path.removeprefix("/").partition("/")
+    if not name:
+        raise InvalidRedisDsn(
+            f"a Sentinel DSN needs the master's name as its path: {SENTINEL_EXAMPLE}"
+        )
+    return unquote(name), database
+
+
+def _sentinel_addresses(hosts: str) -> list[tuple[str, int]]:
+    """``host1:26379,[::1]:26380,host3`` as (host, port) pairs.
+
+    The errors name a sentinel by its place in the list, not its text: in a DSN
+    missing its ``@``, that text would be the user name and password.
+    """
+    if not hosts:
+        raise InvalidRedisDsn(f"a Sentinel DSN needs at least one sentinel: {SENTINEL_EXAMPLE}")
+    addresses: list[tuple[str, int]] = []
+    for number, host in enumerate(hosts.split(","), start=1):
+        try:
+            parts = urlsplit(f"//{host}")
+            port = parts.port
+        except ValueError:
+            raise InvalidRedisDsn(
+                f"sentinel {number} of the DSN has an invalid port or address:"
+                " write host:port or [ipv6]:port, with a port from 0 to 65535"
+            ) from None
+        if not parts.hostname:
+            raise InvalidRedisDsn(f"sentinel {number} of the DSN has no host: {SENTINEL_EXAMPLE}")
+        address = (parts.hostname, port if port is not None else DEFAULT_SENTINEL_PORT)
+        if address in addresses:
+            raise InvalidRedisDsn(f"sentinel {number} of the DSN is listed twice")
+        addresses.append(address)
+    return addresses
+
+
 def _parse_query(query: str, *, tls: bool) -> dict[str, str]:
     pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
     names = [name for name, _ in pairs]
@@ -87,7 +148,7 @@ def _parse_query(query: str, *, tls: bool) -> dict[str, str]:
     allowed = {"db"} | (TLS_OPTIONS if tls else set())
     unknown = sorted(set(names) - allowed)
     if unknown:
-        hint = "" if tls else " (TLS options need rediss://)"
+        hint = "" if tls else " (TLS options need rediss:// or rediss+sentinel://)"
         raise InvalidRedisDsn(
             f"unsupported query parameter(s) {', '.join(unknown)}; allowed: "
             f"{', '.join(sorted(allowed))}{hint}"

@@ -15,12 +15,14 @@ from arq.connections import ArqRedis, create_pool
 from arq.constants import job_key_prefix, result_key_prefix
 from arq.jobs import Job, JobStatus
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.backoff import ConstantBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from {{ cookiecutter.package_name }}.config import Config
 from {{ cookiecutter.package_name }}.queue import RedisArqQueue
 from {{ cookiecutter.package_name }}.queue.redis import connect_pool
+from {{ cookiecutter.package_name }}.redis_dsn import parse_redis_dsn
 from {{ cookiecutter.package_name }}.serialization import deserialize, serialize
 
 from ..conftest import Harness
@@ -111,6 +113,85 @@ async def test_our_pool_is_built_like_arqs(redis_config: Config) -> None:
                 assert ours_kwargs[key] == value, key
         assert ours.connection_pool.connection_class is arqs.connection_pool.connection_class
         assert ours.connection_pool.max_connections == arqs.connection_pool.max_connections
+        assert ours.expires_extra_ms == arqs.expires_extra_ms
+    finally:
+        await ours.aclose()
+        await arqs.aclose()
+
+
+# What connect_pool passes to a Sentinel pool beyond arq's create_pool, which drops them
+# there: without the retry the worker would exit at a failover, and a TLS option in the
+# DSN would be ignored.
+SENTINEL_EXTRAS = {"socket_connect_timeout", "retry", "retry_on_timeout", "retry_on_error"}
+SENTINEL_TLS_EXTRAS = {
+    "ssl_keyfile",
+    "ssl_certfile",
+    "ssl_cert_reqs",
+    "ssl_ca_certs",
+    "ssl_ca_data",
+    "ssl_check_hostname",
+}
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "redis+sentinel://app:pw@127.0.0.1:26379,[::1]:26380/cache/2",
+        "rediss+sentinel://127.0.0.1/mymaster?ssl_cert_reqs=optional&ssl_ca_certs=/ca.pem",
+    ],
+)
+async def test_our_sentinel_pool_is_built_like_arqs(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Everything arq's Sentinel pool sets, ours sets alike; ours adds only SENTINEL_EXTRAS.
+
+    No sentinel runs here: create_pool's start-up ping is all that would need one.
+    """
+
+    async def no_ping(self: ArqRedis) -> bool:
+        return True
+
+    settings = dataclasses.replace(
+        parse_redis_dsn(dsn),
+        retry=Retry(ConstantBackoff(0.1), 2),
+        retry_on_error=[RedisConnectionError],
+        max_connections=7,
+        conn_timeout=3,
+    )
+    ours = connect_pool(settings, default_queue_name="q")
+    monkeypatch.setattr(ArqRedis, "ping", no_ping)
+    arqs = await create_pool(settings, default_queue_name="q")
+    try:
+        ours_pool, arqs_pool = ours.connection_pool, arqs.connection_pool
+        assert isinstance(ours_pool, SentinelConnectionPool)
+        assert isinstance(arqs_pool, SentinelConnectionPool)
+        assert ours_pool.connection_class is arqs_pool.connection_class
+        assert (ours_pool.service_name, ours_pool.is_master) == (
+            arqs_pool.service_name,
+            arqs_pool.is_master,
+        )
+        ours_kwargs, arqs_kwargs = ours_pool.connection_kwargs, arqs_pool.connection_kwargs
+        extras = SENTINEL_EXTRAS | (SENTINEL_TLS_EXTRAS if settings.ssl else set())
+        assert ours_kwargs.keys() - arqs_kwargs.keys() == extras
+        for key, value in arqs_kwargs.items():
+            if key != "connection_pool":  # each pool's own
+                assert ours_kwargs[key] == value, key
+        assert ours_kwargs["retry"] is settings.retry
+        assert ours_kwargs["retry_on_error"] == [RedisConnectionError]
+        assert ours_kwargs["socket_connect_timeout"] == 3
+        for key in extras & SENTINEL_TLS_EXTRAS:
+            assert ours_kwargs[key] == getattr(settings, key), key
+        assert ours_pool.max_connections == 7  # arq's: redis-py's default
+        ours_sentinels = ours_pool.sentinel_manager.sentinels
+        arqs_sentinels = arqs_pool.sentinel_manager.sentinels
+        for mine, theirs in zip(ours_sentinels, arqs_sentinels, strict=True):
+            theirs_kwargs = theirs.connection_pool.connection_kwargs
+            mine_kwargs = mine.connection_pool.connection_kwargs
+            # The sentinels: the same addresses and settings but our connect timeout.
+            assert mine_kwargs.keys() == theirs_kwargs.keys()
+            differ = {k for k, v in theirs_kwargs.items() if mine_kwargs[k] != v}
+            assert differ == {"socket_connect_timeout"}
+            assert mine_kwargs["socket_connect_timeout"] == 3
         assert ours.expires_extra_ms == arqs.expires_extra_ms
     finally:
         await ours.aclose()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pytest
 from arq.connections import create_pool
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import (
     AuthenticationError,
@@ -33,6 +34,7 @@ from {{ cookiecutter.package_name }}.worker.reconnect import (
     CappedBackoff,
     RedisOutage,
     WaitForRedis,
+    worker_redis_pool,
     worker_redis_settings,
 )
 
@@ -118,6 +120,26 @@ def test_the_worker_waits_and_the_api_does_not() -> None:
     }
 
 
+async def test_under_sentinel_the_worker_gets_a_pool_that_waits() -> None:
+    """arq's create_pool drops `retry` for Sentinel; the worker's own pool keeps it."""
+    plain = worker_redis_settings(parse_redis_dsn("redis://localhost"), argv=WORKER_ARGV)
+    assert worker_redis_pool(plain, queue_name="q") is None
+    settings = parse_redis_dsn("redis+sentinel://s1,s2/mymaster")
+    pool = worker_redis_pool(worker_redis_settings(settings, argv=WORKER_ARGV), queue_name="q")
+    assert pool is not None
+    try:
+        kwargs = pool.connection_pool.connection_kwargs
+        assert isinstance(kwargs["retry"], WaitForRedis)
+        assert RedisConnectionError in kwargs["retry_on_error"]
+        assert pool.default_queue_name == "q"
+        # The sentinels get no retry: one that is down is skipped, not waited for.
+        assert isinstance(pool.connection_pool, SentinelConnectionPool)
+        for sentinel in pool.connection_pool.sentinel_manager.sentinels:
+            assert sentinel.connection_pool.connection_kwargs["retry"] is None
+    finally:
+        await pool.aclose()
+
+
 def test_each_settings_object_has_its_own_outage() -> None:
     settings = parse_redis_dsn("redis://localhost:6379/0")
     first = worker_redis_settings(settings, argv=WORKER_ARGV).retry
@@ -150,6 +172,24 @@ async def test_unreachable_redis_is_retried_until_it_answers(error: Exception) -
     # redis-py's fail() would turn an error inside WATCH into WatchError, which
     # arq's job claim does not catch: it is not called before a retry.
     assert call.failed == []
+
+
+async def test_a_nested_call_tries_once_and_the_outer_call_waits() -> None:
+    """As under Sentinel: the outer call asks for the master's address on each try; the
+    connect nested in it, with the same retry, must not keep dialling a dead address."""
+    retry = instant()
+    connect = Flaky(RedisConnectionError("refused"), failures=2)
+    addresses_asked = 0
+
+    async def connect_to_master() -> str:
+        nonlocal addresses_asked
+        addresses_asked += 1
+        return await retry.call_with_retry(connect.do, connect.fail)
+
+    assert await retry.call_with_retry(connect_to_master, connect.fail) == "ok"
+    assert (connect.calls, addresses_asked) == (3, 3)
+    assert len(connect.failed) == 2  # each nested failure is handed to redis-py's cleanup
+    assert await retry.call_with_retry(connect.do, connect.fail) == "ok"  # not nested any more
 
 
 def test_busy_loading_is_a_connection_error() -> None:

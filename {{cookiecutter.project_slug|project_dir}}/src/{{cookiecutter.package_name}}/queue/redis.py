@@ -18,6 +18,7 @@ from arq.constants import (
 )
 from arq.jobs import JobStatus
 from arq.utils import timestamp_ms
+from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import RedisError, ResponseError, WatchError
 
 from ..serialization import deserialize, serialize
@@ -52,36 +53,81 @@ return 1
 
 
 def connect_pool(settings: RedisSettings, *, default_queue_name: str) -> ArqRedis:
-    """An `ArqRedis` pool built from every setting `arq.create_pool` uses for one Redis
-    (not Sentinel), minus its start-up ping: it connects on first use and reconnects after
-    Redis comes back, so the app can start (and recover) while Redis is down.
-    tests/integration/test_arq_interop.py fails if arq would build its pool differently."""
+    """An `ArqRedis` pool built from every setting `arq.create_pool` uses, minus its
+    start-up ping: it connects on first use and reconnects after Redis comes back, so the
+    app can start (and recover) while Redis is down.
+
+    With ``settings.sentinel`` it is arq's Sentinel pool (`Sentinel(...).master_for(...)`,
+    which asks the sentinels for the master on every new connection), plus what arq drops
+    there: the connect timeout, the retry settings (the worker's `WaitForRedis`), the pool
+    size and the TLS options. tests/integration/test_arq_interop.py fails if arq would
+    build its pool differently."""
     if settings.sentinel:
-        raise ValueError("Redis Sentinel is not supported yet: use redis:// or rediss://")
-    pool = ArqRedis(
-        host=settings.host,
-        port=settings.port,
-        unix_socket_path=settings.unix_socket_path,
-        socket_connect_timeout=settings.conn_timeout,
+        pool = _sentinel_pool(settings)
+    else:
+        pool = ArqRedis(
+            host=settings.host,
+            port=settings.port,
+            unix_socket_path=settings.unix_socket_path,
+            socket_connect_timeout=settings.conn_timeout,
+            ssl=settings.ssl,
+            ssl_keyfile=settings.ssl_keyfile,
+            ssl_certfile=settings.ssl_certfile,
+            ssl_cert_reqs=settings.ssl_cert_reqs,
+            ssl_ca_certs=settings.ssl_ca_certs,
+            ssl_ca_data=settings.ssl_ca_data,
+            ssl_check_hostname=settings.ssl_check_hostname,
+            retry=settings.retry,
+            retry_on_timeout=settings.retry_on_timeout,
+            retry_on_error=settings.retry_on_error,
+            max_connections=settings.max_connections,
+            db=settings.database,
+            username=settings.username,
+            password=settings.password,
+            encoding="utf8",
+        )
+    pool.job_serializer = serialize
+    pool.job_deserializer = deserialize
+    pool.default_queue_name = default_queue_name
+    return pool
+
+
+def _sentinel_pool(settings: RedisSettings) -> ArqRedis:
+    if isinstance(settings.host, str):
+        raise ValueError("Redis Sentinel needs a list of (host, port) sentinels, not one host")
+    # What redis-py's Redis() does with these before it builds a pool; the TLS options only
+    # with ssl, since the plain connection class takes none of them.
+    tls = (
+        {
+            "ssl_keyfile": settings.ssl_keyfile,
+            "ssl_certfile": settings.ssl_certfile,
+            "ssl_cert_reqs": settings.ssl_cert_reqs,
+            "ssl_ca_certs": settings.ssl_ca_certs,
+            "ssl_ca_data": settings.ssl_ca_data,
+            "ssl_check_hostname": settings.ssl_check_hostname,
+        }
+        if settings.ssl
+        else {}
+    )
+    # The sentinels themselves get only the socket_* options (redis-py's default for
+    # sentinel_kwargs): no password, no TLS, as with arq, and no retry, so a sentinel that
+    # is down is skipped for the next one instead of being waited for.
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        settings.host,
         ssl=settings.ssl,
-        ssl_keyfile=settings.ssl_keyfile,
-        ssl_certfile=settings.ssl_certfile,
-        ssl_cert_reqs=settings.ssl_cert_reqs,
-        ssl_ca_certs=settings.ssl_ca_certs,
-        ssl_ca_data=settings.ssl_ca_data,
-        ssl_check_hostname=settings.ssl_check_hostname,
+        socket_connect_timeout=settings.conn_timeout,
         retry=settings.retry,
         retry_on_timeout=settings.retry_on_timeout,
-        retry_on_error=settings.retry_on_error,
-        max_connections=settings.max_connections,
+        retry_on_error=list(settings.retry_on_error or ()),
         db=settings.database,
         username=settings.username,
         password=settings.password,
         encoding="utf8",
+        **tls,
     )
-    pool.job_serializer = serialize
-    pool.job_deserializer = deserialize
-    pool.default_queue_name = default_queue_name
+    pool: ArqRedis = sentinel.master_for(
+        settings.sentinel_master, redis_class=ArqRedis, max_connections=settings.max_connections
+    )
     return pool
 
 

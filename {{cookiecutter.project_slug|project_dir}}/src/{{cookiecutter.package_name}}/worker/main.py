@@ -9,7 +9,7 @@ from wsgiref.simple_server import WSGIServer
 
 import httpx
 from arq import cron, func
-from arq.connections import RedisSettings
+from arq.connections import ArqRedis, RedisSettings
 from arq.cron import CronJob
 from arq.typing import StartupShutdown, WorkerCoroutine
 from arq.worker import Function
@@ -23,7 +23,7 @@ from .functions.cleanup import cleanup_synced_invoices
 from .functions.ping import ping
 from .functions.sync_invoice import sync_invoice
 from .metrics import instrumented
-from .reconnect import worker_redis_settings
+from .reconnect import worker_redis_pool, worker_redis_settings
 
 __all__ = ["WorkerSettings", "shutdown", "startup"]
 
@@ -90,6 +90,10 @@ class WorkerSettings:
     )
     # Waits out Redis outages (arq --check excepted): see reconnect.py.
     redis_settings: RedisSettings = worker_redis_settings(config.arq_redis_settings)
+    # Sentinel only: a pool that keeps the waiting, which arq's own drops there.
+    redis_pool: ArqRedis | None = worker_redis_pool(
+        redis_settings, queue_name=config.arq_queue_name
+    )
     queue_name = config.arq_queue_name
     job_serializer = serialize
     job_deserializer = deserialize

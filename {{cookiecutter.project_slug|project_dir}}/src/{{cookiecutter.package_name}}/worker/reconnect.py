@@ -12,6 +12,11 @@ promptly even while Redis is down.
 
 The API keeps the settings without it: a request must get its 503 at once,
 not wait for Redis.
+
+Under Redis Sentinel arq's `create_pool` builds its pool without
+``settings.retry``, so `worker_redis_pool` gives the worker a pool of its own
+(`connect_pool`, which keeps it): a failover is then an outage like any other,
+and each reconnect asks the sentinels for the new master.
 """
 
 from __future__ import annotations
@@ -24,14 +29,22 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from arq.connections import RedisSettings
+from arq.connections import ArqRedis, RedisSettings
 from redis.asyncio.retry import Retry
 from redis.backoff import AbstractBackoff, EqualJitterBackoff
 from redis.exceptions import AuthenticationError, AuthorizationError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["CappedBackoff", "RedisOutage", "WaitForRedis", "worker_redis_settings"]
+from ..queue.redis import connect_pool
+
+__all__ = [
+    "CappedBackoff",
+    "RedisOutage",
+    "WaitForRedis",
+    "worker_redis_pool",
+    "worker_redis_settings",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -150,9 +163,15 @@ class WaitForRedis(Retry):
     reconnects and runs without the WATCH instead: a claim cut by the outage may
     then start a job another worker started too, which at-least-once delivery
     allows. redis-py has already closed the broken connection by then.
+
+    Only the outermost call of a connection waits: redis-py calls the same
+    `Retry` again inside (a command connects, and under Sentinel
+    ``SentinelManagedConnection.connect`` wraps ``Connection.connect``), and a
+    nested call tries once. Waiting there would keep dialling a dead master's
+    address, where the outer call asks the sentinels for the new one each try.
     """
 
-    __slots__ = ("outage",)
+    __slots__ = ("_waiting", "outage")
 
     def __init__(
         self, outage: RedisOutage | None = None, backoff: CappedBackoff | None = None
@@ -160,6 +179,7 @@ class WaitForRedis(Retry):
         super().__init__(backoff or CappedBackoff(), retries=-1)
         self.update_supported_errors(list(RETRIED_ERRORS))
         self.outage = outage or RedisOutage()
+        self._waiting = False
 
     @property
     def backoff(self) -> AbstractBackoff:
@@ -172,23 +192,33 @@ class WaitForRedis(Retry):
     async def call_with_retry(
         self, do: Callable[[], Awaitable[T]], fail: Callable[[RedisError], Any]
     ) -> T:
+        if self._waiting:  # nested: the outer call retries
+            try:
+                return await do()
+            except self._supported_errors as error:
+                await fail(error)
+                raise
         self.outage.enter()
         self._backoff.reset()  # type: ignore[no-untyped-call]
+        self._waiting = True
         failures = 0
-        while True:
-            try:
-                result = await do()
-            except self._supported_errors as error:
-                if isinstance(error, NEVER_RETRIED) or not self.outage.may_wait():
-                    await fail(error)
-                    raise
-                failures += 1
-                delay = self._backoff.compute(failures)
-                self.outage.failed(error, delay)
-                await asyncio.sleep(delay)
-            else:
-                self.outage.reachable()
-                return result
+        try:
+            while True:
+                try:
+                    result = await do()
+                except self._supported_errors as error:
+                    if isinstance(error, NEVER_RETRIED) or not self.outage.may_wait():
+                        await fail(error)
+                        raise
+                    failures += 1
+                    delay = self._backoff.compute(failures)
+                    self.outage.failed(error, delay)
+                    await asyncio.sleep(delay)
+                else:
+                    self.outage.reachable()
+                    return result
+        finally:
+            self._waiting = False
 
 
 def worker_redis_settings(
@@ -203,3 +233,15 @@ def worker_redis_settings(
     if "--check" in (sys.argv if argv is None else argv)[1:]:
         return settings
     return dataclasses.replace(settings, retry=WaitForRedis(), retry_on_error=list(RETRIED_ERRORS))
+
+
+def worker_redis_pool(settings: RedisSettings, *, queue_name: str) -> ArqRedis | None:
+    """The worker's pool under Sentinel; None otherwise (arq builds it from ``settings``).
+
+    arq's `create_pool` drops ``settings.retry`` (`WaitForRedis`) for Sentinel, so its
+    worker would exit at the first failover. `connect_pool` keeps every setting; it
+    connects on first use, which `WaitForRedis` waits for as arq's start-up tries would.
+    """
+    if not settings.sentinel:
+        return None
+    return connect_pool(settings, default_queue_name=queue_name)
