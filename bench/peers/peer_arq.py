@@ -48,7 +48,7 @@ class System(ListSystem):
         if variant not in DESCRIPTIONS:
             raise ValueError(f"peer_arq variant must be one of {', '.join(DESCRIPTIONS)}, got {variant!r}")
         self.description = DESCRIPTIONS[variant]
-        self.worker_argv = json.loads(os.environ["BENCH_ARQ_WORKER"])
+        self.worker_argv = tuple(json.loads(os.environ["BENCH_ARQ_WORKER"]))
         self.serialize, self.deserialize = serializers(os.environ.get("BENCH_ARQ_SERIALIZER") or None)
         self.job_ids: list[str] = []
         self.pool: ArqRedis | None = None
@@ -64,7 +64,9 @@ class System(ListSystem):
             package = os.environ["BENCH_PACKAGE"]
             config = importlib.import_module(f"{package}.config").get_config()
             client = importlib.import_module(f"{package}.queue").RedisArqQueue
-            self.queue = client.from_settings(config.arq_redis_settings, default_queue_name=config.arq_queue_name)
+            self.queue = client.from_settings(
+                config.arq_redis_settings, default_queue_name=config.arq_queue_name
+            )
 
     async def close(self) -> None:
         if self.queue is not None:
@@ -118,4 +120,3 @@ class System(ListSystem):
             await asyncio.sleep(0)
         (result,) = await read_results(self.pool, [result_key_prefix + job_id], self.deserialize)  # type: ignore[arg-type]
         return result.start_time.timestamp() - before
-

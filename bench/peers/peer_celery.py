@@ -17,7 +17,9 @@ from probe import STARTED_KEY, ThreadedSystem
 
 PREFETCH = 100
 app = Celery("peer_celery", broker=os.environ["BENCH_REDIS_URL"])
-app.conf.update(task_ignore_result=True, worker_hijack_root_logger=False, broker_connection_retry_on_startup=True)
+app.conf.update(
+    task_ignore_result=True, worker_hijack_root_logger=False, broker_connection_retry_on_startup=True
+)
 started = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
 
 
@@ -28,11 +30,11 @@ def noop() -> None:
 
 class System(ThreadedSystem):
     description = f"celery worker, solo pool (1 process), --prefetch-multiplier {PREFETCH}, no result backend"
-    worker_argv = [
+    worker_argv = (
         "celery", "-A", "peer_celery", "worker", "--pool", "solo", "--concurrency", "1",
         "--prefetch-multiplier", str(PREFETCH), "--loglevel", "WARNING", "--without-heartbeat",
         "--without-gossip", "--without-mingle",
-    ]  # fmt: skip
+    )  # fmt: skip
 
     def enqueue_sync(self) -> str:
         return str(noop.apply_async().id)

@@ -28,7 +28,7 @@ def noop() -> None:
 
 class System(ThreadedSystem):
     description = f"dramatiq worker, 1 process, {THREADS} threads, Redis broker, default prefetch"
-    worker_argv = ["dramatiq", "peer_dramatiq", "--processes", "1", "--threads", str(THREADS)]
+    worker_argv = ("dramatiq", "peer_dramatiq", "--processes", "1", "--threads", str(THREADS))
 
     def enqueue_sync(self) -> str:
         return str(noop.send().message_id)

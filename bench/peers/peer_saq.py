@@ -32,7 +32,7 @@ settings = {
 
 class System(ListSystem):
     description = f"saq worker, 1 process, concurrency {CONCURRENCY} (blocking BLMOVE per slot)"
-    worker_argv = ["saq", "peer_saq.settings", "--workers", "1"]
+    worker_argv = ("saq", "peer_saq.settings", "--workers", "1")
 
     async def connect(self) -> None:
         self.queue = Queue.from_url(self.redis_url)

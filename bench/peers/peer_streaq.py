@@ -25,7 +25,7 @@ async def noop() -> None:
 
 class System(ListSystem):
     description = f"streaq worker, 1 process, concurrency {CONCURRENCY}"
-    worker_argv = ["streaq", "run", "peer_streaq:worker"]
+    worker_argv = ("streaq", "run", "peer_streaq:worker")
 
     async def connect(self) -> None:
         await worker.__aenter__()

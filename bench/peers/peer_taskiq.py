@@ -29,10 +29,10 @@ class System(ListSystem):
         f"taskiq worker with taskiq-redis RedisStreamBroker, 1 worker process,"
         f" --max-async-tasks {MAX_ASYNC_TASKS}, no result backend"
     )
-    worker_argv = [
+    worker_argv = (
         "taskiq", "worker", "peer_taskiq:broker", "--workers", "1",
         "--max-async-tasks", str(MAX_ASYNC_TASKS), "--log-level", "WARNING",
-    ]  # fmt: skip
+    )  # fmt: skip
 
     async def connect(self) -> None:
         await broker.startup()

@@ -49,7 +49,7 @@ class ListSystem:
 
     description = ""
     producers = "asyncio tasks"
-    worker_argv: list[str] = []
+    worker_argv: tuple[str, ...] = ()
 
     def __init__(self, redis_url: str, variant: str | None) -> None:
         self.redis_url = redis_url
@@ -205,7 +205,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             await system.enqueue_many(args.jobs, args.producers)
             results["enqueue_jobs_per_s"] = args.jobs / (time.monotonic() - started)
         with Path(args.log).open("ab") as log:  # noqa: ASYNC230 - nothing else runs yet
-            worker = subprocess.Popen(system.worker_argv, stdout=log, stderr=subprocess.STDOUT)  # noqa: ASYNC220
+            worker = subprocess.Popen(list(system.worker_argv), stdout=log, stderr=subprocess.STDOUT)  # noqa: ASYNC220
         try:
             if args.jobs:
                 first, last = await system.started_times(redis, args.jobs, worker, 60 + args.jobs / 20)
