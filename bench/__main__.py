@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tests.support import ROOT, RedisServer, cookiecutter_config, make_project_venv, render
 
-from . import drain, enqueue, green
+from . import drain, enqueue, green, latency, peers
 from .report import PARTS, machine, table
 from .workspace import Workspace
 
@@ -40,6 +40,14 @@ def parts(text: str) -> list[str]:
     return chosen
 
 
+def peer_names(text: str) -> list[str]:
+    chosen = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(peers.PEERS))
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(peers.PEERS)}; got {text!r}")
+    return chosen
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--parts", type=parts, default=list(PARTS), help="comma-separated: %(default)s")
@@ -54,6 +62,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=positive(int), default=10, help="wrk seconds (%(default)s)")
     parser.add_argument("--warmup", type=int, default=2, help="wrk warm-up seconds, 0 for none")
     parser.add_argument("--connections", type=positive(int), default=16, help="wrk connections")
+    parser.add_argument("--latency-jobs", type=positive(int), default=200, help="jobs per latency round")
+    parser.add_argument("--idle-seconds", type=positive(int), default=10, help="idle worker measured (s)")
+    parser.add_argument("--producers", type=positive(int), default=50, help="concurrent enqueuers (peers)")
+    parser.add_argument(
+        "--peers", type=peer_names, default=list(peers.PEERS), help="comma-separated: %(default)s"
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "latest.json", help="output")
     return parser.parse_args(argv)
 
@@ -93,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
                 "enqueue",
                 lambda: enqueue.measure(ws, args.duration, args.warmup, args.connections, args.repeats),
             )
+            measure(
+                "latency", lambda: latency.measure(ws, args.latency_jobs, args.idle_seconds, args.repeats)
+            )
+            measure("peers", lambda: peers.measure(ws, workdir, args))
         finally:
             redis.stop()
         measure("green", lambda: green.measure(workdir, config))

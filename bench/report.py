@@ -12,7 +12,7 @@ from typing import Any
 
 from .workspace import Workspace
 
-PARTS = ("drain", "enqueue", "green")
+PARTS = ("drain", "enqueue", "green", "latency", "peers")
 PACKAGES = ("arq", "fastapi", "uvicorn", "uvloop", "httptools", "redis", "pydantic")
 TARGETS = {"template_vs_bare_tuned": 0.95, "template_vs_direct_enqueue_job": 0.9}
 
@@ -93,4 +93,51 @@ def table(results: dict[str, Any]) -> str:
                 f"  {label:<10}{g['render_s']:>10.1f}{g['tox_s']:>8.1f}{g['total_s']:>9.1f}"
                 f"{g['uv_cache_mb_after']:>10.0f}"
             )
+    if (latency := results.get("latency")) and "error" not in latency:
+        lines += ["", latency_table(latency)]
+    if (peers := results.get("peers")) and "error" not in peers:
+        lines += ["", peers_table(peers)]
+    return "\n".join(lines)
+
+
+def latency_table(latency: dict[str, Any]) -> str:
+    lines = [
+        (
+            f"Pickup latency, idle worker: {latency['latency_jobs']} jobs one at a time, 10-50 ms apart;"
+            f" idle cost over {latency['idle_seconds']:g} s; median of {latency['repeats']} rounds"
+        ),
+        f"  {'worker':<16}{'p50 ms':>9}{'p99 ms':>9}{'idle Redis cmd/s':>18}{'idle cpu':>10}",
+    ]
+    for name, w in latency["workers"].items():
+        lines.append(
+            f"  {name:<16}{w['latency_p50_ms']:>9.1f}{w['latency_p99_ms']:>9.1f}"
+            f"{w['idle_redis_commands_per_s']:>18.1f}{w['idle_cpu']:>10.1%}"
+        )
+    lines += [f"  {name}: {target(name, r)}" for name, r in latency["ratios"].items()]
+    return "\n".join(lines)
+
+
+def peers_table(peers: dict[str, Any]) -> str:
+    lines = [
+        (
+            f"Peers: {peers['jobs']:,} no-op jobs enqueued by {peers['producers']} producers, then drained by one"
+            f" worker process; latency over {peers['latency_jobs']} jobs; median of {peers['repeats']} rounds"
+        ),
+        (
+            f"  {'system':<12}{'enqueue/s':>10}{'drain/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'idle cmd/s':>11}"
+            f"{'idle cpu':>9}  drain vs template"
+        ),
+    ]
+    for name, s in peers["systems"].items():
+        if "error" in s:
+            lines.append(f"  {name:<12}FAILED: {s['error'].splitlines()[0][:200]}")
+            continue
+        ratio = peers["ratios_to_template"].get(name, {}).get("drain_jobs_per_s")
+        versus = f"{ratio['median']:.2f}x" if ratio else ""
+        lines.append(
+            f"  {name:<12}{s['enqueue_jobs_per_s']:>10,.0f}{s['drain_jobs_per_s']:>9,.0f}"
+            f"{s['latency_p50_ms']:>8.1f}{s['latency_p99_ms']:>8.1f}{s['idle_redis_commands_per_s']:>11.1f}"
+            f"{s['idle_cpu']:>9.1%}  {versus}"
+        )
+    lines += [f"  {name}: {s['description']}" for name, s in peers["systems"].items() if "error" not in s]
     return "\n".join(lines)

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 import bench.__main__ as bench_main
+from bench import peers
 from bench.enqueue import parse_wrk, with_app
-from bench.report import table
+from bench.report import peers_table, table
 from bench.stats import paired_ratio, take_turns
 
 from .support import ROOT, clean_env
@@ -83,8 +84,31 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 2
-    assert "choose from drain, enqueue, green" in result.stderr
+    assert "choose from drain, enqueue, green, latency, peers" in result.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+def test_a_peer_that_cannot_be_installed_is_reported_not_skipped(tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements"
+    requirements.mkdir()
+    (requirements / "saq.txt").write_text(f"{tmp_path / 'saq-0.0.0-py3-none-any.whl'}\n")
+
+    pythons, errors = peers.install_all(["saq"], tmp_path, requirements)
+
+    assert pythons == {}
+    assert errors["saq"]["error"].startswith("could not install saq:")
+    assert "saq-0.0.0-py3-none-any.whl" in errors["saq"]["error"]
+    results = {"jobs": 10, "producers": 2, "latency_jobs": 3, "repeats": 1, "systems": errors}
+    assert "saq         FAILED: could not install saq:" in peers_table(results)
+
+
+def test_every_peer_is_pinned_with_the_versions_the_report_names() -> None:
+    for peer, packages in peers.PEERS.items():
+        named = peers.versions(peer)
+        assert "?" not in named, (peer, named)
+        assert named.startswith(f"{packages[0]} "), named
+        pins = (peers.REQUIREMENTS / f"{peer}.txt").read_text().splitlines()
+        assert all("==" in line for line in pins if line and not line.startswith("#")), peer
 
 
 def test_a_failing_part_is_reported_and_the_others_are_kept(
@@ -110,7 +134,8 @@ def test_every_part_is_measured_side_by_side(tmp_path: Path) -> None:
     assert shutil.which("wrk"), "wrk is not installed (apt-get install wrk; .ci/run does it)"
     output = tmp_path / "bench.json"
     args = [sys.executable, "-m", "bench", "--jobs", "300", "--repeats", "1", "--duration", "1"]
-    args += ["--warmup", "0", "--connections", "4", "--json", str(output)]
+    args += ["--warmup", "0", "--connections", "4", "--latency-jobs", "5", "--idle-seconds", "1"]
+    args += ["--json", str(output)]
     result = subprocess.run(
         args, cwd=ROOT, env=clean_env(), capture_output=True, text=True, check=False, timeout=1500
     )
@@ -144,6 +169,31 @@ def test_every_part_is_measured_side_by_side(tmp_path: Path) -> None:
         green = results["green"][cache]
         assert green["total_s"] == pytest.approx(green["render_s"] + green["tox_s"])
         assert green["tox_s"] > 0
+
+    latency = results["latency"]
+    assert set(latency["workers"]) == {"template", "bare_tuned", "bare_defaults"}
+    for figures in latency["workers"].values():
+        assert 0 < figures["latency_p50_ms"] <= figures["latency_p99_ms"]
+        assert figures["idle_redis_commands_per_s"] >= 0 and figures["idle_cpu"] >= 0
+    # An idle arq worker polls: it sends Redis commands (a blocking read would send none).
+    assert latency["workers"]["bare_tuned"]["idle_redis_commands_per_s"] > 0
+    assert latency["ratios"]["p50_template_vs_bare_tuned"]["median"] == pytest.approx(
+        latency["workers"]["template"]["latency_p50_ms"] / latency["workers"]["bare_tuned"]["latency_p50_ms"]
+    )
+
+    systems = results["peers"]["systems"]
+    assert set(systems) == {"template", "bare_tuned", *peers.PEERS}
+    for name, figures in systems.items():
+        assert "error" not in figures, (name, figures)
+        assert figures["enqueue_jobs_per_s"] > 0 and figures["drain_jobs_per_s"] > 0, name
+        assert 0 < figures["latency_p50_ms"] <= figures["latency_p99_ms"], name
+        assert figures["description"], name
+    assert systems["celery"]["producers"] == "threads" and systems["saq"]["producers"] == "asyncio tasks"
+    ratios = results["peers"]["ratios_to_template"]
+    assert set(ratios) == {"bare_tuned", *peers.PEERS}
+    assert ratios["saq"]["drain_jobs_per_s"]["median"] == pytest.approx(
+        systems["saq"]["drain_jobs_per_s"] / systems["template"]["drain_jobs_per_s"]
+    )
 
     assert results["machine"]["cores"] >= 1
     assert table(results) in result.stdout

@@ -27,7 +27,7 @@ from typing import Any
 from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
 from arq.constants import default_queue_name, result_key_prefix
-from arq.jobs import deserialize_result
+from arq.jobs import JobResult, deserialize_result
 from arq.utils import import_string
 
 ENQUEUE_BATCH = 200
@@ -73,6 +73,14 @@ async def wait_for_results(
         await asyncio.sleep(0.1)
 
 
+async def read_results(pool: ArqRedis, keys: list[str], deserialize: Deserializer | None) -> list[JobResult]:
+    results = []
+    for start in range(0, len(keys), READ_BATCH):
+        for raw in await pool.mget(keys[start : start + READ_BATCH]):
+            results.append(deserialize_result(raw, deserializer=deserialize))
+    return results
+
+
 async def drain(args: argparse.Namespace) -> dict[str, Any]:
     serialize, deserialize = serializers(args.serializer)
     pool = await create_pool(
@@ -97,10 +105,7 @@ async def drain(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 worker.terminate()
                 worker.wait(timeout=60)
-        results = []
-        for start in range(0, len(keys), READ_BATCH):
-            for raw in await pool.mget(keys[start : start + READ_BATCH]):
-                results.append(deserialize_result(raw, deserializer=deserialize))
+        results = await read_results(pool, keys, deserialize)
     finally:
         await pool.aclose()
     failed = [r for r in results if not r.success]
