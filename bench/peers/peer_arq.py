@@ -7,9 +7,12 @@ run bench/in_venv/bare_worker.py. The harness passes the worker's argv in
 BENCH_ARQ_WORKER (JSON), its serializer module in BENCH_ARQ_SERIALIZER ("" for pickle)
 and the project's package in BENCH_PACKAGE.
 
-The job is arq's `ping`. A job's start is the `start_time` the worker stores in its
-result (milliseconds); the probe hears of the result through a keyspace notification,
-so it does not poll Redis beside the worker.
+The job is arq's `ping`. For drain, a job's start is the `start_time` the worker stores
+in its result (milliseconds: enough over thousands of jobs). For pickup latency, whose
+figures are a few milliseconds, it is the moment the probe hears (keyspace notification)
+of the INCR of the job's `arq:retry:<id>` counter, which arq's `run_job` sends in the
+pipeline that fetches the job right before calling it: microsecond precision, no Redis
+polling beside the worker, and the notification's delivery counts against arq.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 
 from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
-from arq.constants import default_queue_name, result_key_prefix
+from arq.constants import default_queue_name, result_key_prefix, retry_key_prefix
 from drain_probe import read_results, serializers, wait_for_results
 from probe import ListSystem
 from redis.asyncio import Redis
@@ -106,17 +109,14 @@ class System(ListSystem):
         if self.notifications is None:
             await redis.config_set("notify-keyspace-events", "K$")
             self.notifications = redis.pubsub()
-            await self.notifications.psubscribe(f"__keyspace@{db}__:{result_key_prefix}*")
+            await self.notifications.psubscribe(f"__keyspace@{db}__:{retry_key_prefix}*")
         before = time.time()
         job_id = await self.enqueue()
-        channel = f"__keyspace@{db}__:{result_key_prefix}{job_id}".encode()
+        channel = f"__keyspace@{db}__:{retry_key_prefix}{job_id}".encode()
         deadline = time.monotonic() + 30
         while True:
             message = await self.notifications.get_message(ignore_subscribe_messages=True, timeout=1.0)
-            if message is not None and message["channel"] == channel:
-                break
+            if message is not None and message["channel"] == channel and message["data"] == b"incrby":
+                return time.time() - before
             if time.monotonic() > deadline:
-                raise RuntimeError("a job did not finish within 30 s of its enqueue")
-            await asyncio.sleep(0)
-        (result,) = await read_results(self.pool, [result_key_prefix + job_id], self.deserialize)  # type: ignore[arg-type]
-        return result.start_time.timestamp() - before
+                raise RuntimeError("a job did not start within 30 s of its enqueue")

@@ -18,7 +18,9 @@ MODULE (peer_saq, peer_arq:project, ...) defines `System`, a subclass of `ListSy
 
 A peer's no-op job stamps its start with `time.time()` and RPUSHes it to `bench:started`
 (one Redis write a job, as arq's stored result is); arq's jobs are arq's own `ping`,
-whose start the worker stamps (in milliseconds) in the result it stores.
+whose start the worker stamps (in milliseconds) in the result it stores, and whose
+pickup the probe times by the keyspace notification of the job's try counter (see
+peer_arq.py).
 """
 
 from __future__ import annotations
