@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tests.support import ROOT, RedisServer, cookiecutter_config, make_project_venv, render
 
-from . import drain, enqueue, green
+from . import drain, enqueue, green, scale
 from .report import PARTS, machine, table
 from .workspace import Workspace
 
@@ -54,6 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=positive(int), default=10, help="wrk seconds (%(default)s)")
     parser.add_argument("--warmup", type=int, default=2, help="wrk warm-up seconds, 0 for none")
     parser.add_argument("--connections", type=positive(int), default=16, help="wrk connections")
+    parser.add_argument(
+        "--scale-repeats", type=positive(int), default=3, help="rounds of the scale part (%(default)s)"
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "latest.json", help="output")
     return parser.parse_args(argv)
 
@@ -93,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 "enqueue",
                 lambda: enqueue.measure(ws, args.duration, args.warmup, args.connections, args.repeats),
             )
+            measure("scale", lambda: scale.measure(ws, args.jobs, args.scale_repeats))
         finally:
             redis.stop()
         measure("green", lambda: green.measure(workdir, config))

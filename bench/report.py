@@ -12,7 +12,7 @@ from typing import Any
 
 from .workspace import Workspace
 
-PARTS = ("drain", "enqueue", "green")
+PARTS = ("drain", "enqueue", "green", "scale")
 PACKAGES = ("arq", "fastapi", "uvicorn", "uvloop", "httptools", "redis", "pydantic")
 TARGETS = {"template_vs_bare_tuned": 0.95, "template_vs_direct_enqueue_job": 0.9}
 
@@ -93,4 +93,23 @@ def table(results: dict[str, Any]) -> str:
                 f"  {label:<10}{g['render_s']:>10.1f}{g['tox_s']:>8.1f}{g['total_s']:>9.1f}"
                 f"{g['uv_cache_mb_after']:>10.0f}"
             )
+    if (scale := results.get("scale")) and "error" not in scale:
+        lines += scale_table(scale, results["machine"]["cores"])
     return "\n".join(lines)
+
+
+def scale_table(scale: dict[str, Any], cores: int) -> list[str]:
+    lines = [
+        "",
+        f"Workers on one queue: {scale['jobs']:,} jobs a drain, median of {scale['repeats']} rounds, {cores} cores",
+        f"  {'job':<14}{'workers':>8}{'jobs/s':>9}{'per worker':>12}  {'vs 1 worker':<28}cores busy",
+    ]
+    for function, rates in scale["jobs_per_s"].items():
+        for count, rate in rates.items():
+            ratio = scale["ratios_vs_1_worker"][function].get(count)
+            versus = target(f"{function}_{count}", ratio) if ratio else ""
+            busy = ", ".join(f"{part} {n:.2f}" for part, n in scale["cores_busy"][function][count].items())
+            lines.append(
+                f"  {function:<14}{count:>8}{rate:>9,.0f}{rate / int(count):>12,.0f}  {versus:<28}{busy}"
+            )
+    return lines
