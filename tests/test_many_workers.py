@@ -10,7 +10,6 @@ finds its key claimed: the first test shows that record fills when two runs do o
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -87,9 +86,9 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, *worker
 
 
 def enqueue(env: dict[str, str], jobs: int, hold_s: float, keys: int) -> None:
-    """`count_run` jobs `count-0`... through the project's RedisArqQueue, from its venv."""
-    python = Path(env["PATH"].split(os.pathsep)[0]) / "python"
-    args = [str(python), str(IN_VENV / "counting_worker.py"), "enqueue", str(jobs), str(hold_s), str(keys)]
+    """`count_run` jobs `count-0`... through the project's RedisArqQueue, with its venv's python
+    (first on the PATH of `env`)."""
+    args = ["python", str(IN_VENV / "counting_worker.py"), "enqueue", str(jobs), str(hold_s), str(keys)]
     subprocess.run(args, env=env, check=True, timeout=120)
 
 
