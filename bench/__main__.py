@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tests.support import ROOT, RedisServer, cookiecutter_config, make_project_venv, render
 
-from . import drain, enqueue, green, latency, peers
+from . import drain, enqueue, green, latency, peers, scale
 from .report import PARTS, machine, table
 from .workspace import Workspace
 
@@ -68,6 +68,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--peers", type=peer_names, default=list(peers.PEERS), help="comma-separated: %(default)s"
     )
+    parser.add_argument(
+        "--scale-repeats", type=positive(int), default=3, help="rounds of the scale part (%(default)s)"
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "latest.json", help="output")
     return parser.parse_args(argv)
 
@@ -111,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                 "latency", lambda: latency.measure(ws, args.latency_jobs, args.idle_seconds, args.repeats)
             )
             measure("peers", lambda: peers.measure(ws, workdir, args))
+            measure("scale", lambda: scale.measure(ws, args.jobs, args.scale_repeats))
         finally:
             redis.stop()
         measure("green", lambda: green.measure(workdir, config))

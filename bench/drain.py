@@ -33,12 +33,28 @@ def tuned_settings(ws: Workspace) -> dict[str, Any]:
 def drain_once(
     ws: Workspace, name: str, argv: list[str], serializer: str | None, jobs: int, env: dict[str, str]
 ) -> float:
+    return float(drain_figures(ws, name, argv, serializer, jobs, env)["jobs_per_s"])
+
+
+def drain_figures(
+    ws: Workspace,
+    name: str,
+    argv: list[str],
+    serializer: str | None,
+    jobs: int,
+    env: dict[str, str],
+    workers: int = 1,
+    function: str = "ping",
+) -> dict[str, Any]:
+    """What drain_probe.py measured for `workers` processes running `argv` on `jobs` jobs of
+    `function`: jobs_per_s, and the cores the workers and Redis kept busy meanwhile."""
     probe = [ws.bin("python"), str(IN_VENV / "drain_probe.py"), "drain"]
     probe += ["--redis-url", ws.redis.url, "--jobs", str(jobs), "--log", str(ws.logs / f"{name}.log")]
+    probe += ["--workers", str(workers), "--function", function]
     if serializer:
         probe += ["--serializer", serializer]
-    result: dict[str, Any] = json.loads(run([*probe, "--", *argv], env=env, timeout=900).stdout)
-    return float(result["jobs_per_s"])
+    figures: dict[str, Any] = json.loads(run([*probe, "--", *argv], env=env, timeout=900).stdout)
+    return figures
 
 
 def measure(ws: Workspace, jobs: int, defaults_jobs: int, repeats: int) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from .workspace import Workspace
 
-PARTS = ("drain", "enqueue", "green", "latency", "peers")
+PARTS = ("drain", "enqueue", "green", "latency", "peers", "scale")
 PACKAGES = ("arq", "fastapi", "uvicorn", "uvloop", "httptools", "redis", "pydantic")
 TARGETS = {"template_vs_bare_tuned": 0.95, "template_vs_direct_enqueue_job": 0.9}
 
@@ -97,6 +97,8 @@ def table(results: dict[str, Any]) -> str:
         lines += ["", latency_table(latency)]
     if (peers := results.get("peers")) and "error" not in peers:
         lines += ["", peers_table(peers)]
+    if (scale := results.get("scale")) and "error" not in scale:
+        lines += scale_table(scale, results["machine"]["cores"])
     return "\n".join(lines)
 
 
@@ -141,3 +143,20 @@ def peers_table(peers: dict[str, Any]) -> str:
         )
     lines += [f"  {name}: {s['description']}" for name, s in peers["systems"].items() if "error" not in s]
     return "\n".join(lines)
+
+
+def scale_table(scale: dict[str, Any], cores: int) -> list[str]:
+    lines = [
+        "",
+        f"Workers on one queue: {scale['jobs']:,} jobs a drain, median of {scale['repeats']} rounds, {cores} cores",
+        f"  {'job':<14}{'workers':>8}{'jobs/s':>9}{'per worker':>12}  {'vs 1 worker':<28}cores busy",
+    ]
+    for function, rates in scale["jobs_per_s"].items():
+        for count, rate in rates.items():
+            ratio = scale["ratios_vs_1_worker"][function].get(count)
+            versus = target(f"{function}_{count}", ratio) if ratio else ""
+            busy = ", ".join(f"{part} {n:.2f}" for part, n in scale["cores_busy"][function][count].items())
+            lines.append(
+                f"  {function:<14}{count:>8}{rate:>9,.0f}{rate / int(count):>12,.0f}  {versus:<28}{busy}"
+            )
+    return lines

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import statistics
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def paired_ratio(numerators: list[float], denominators: list[float]) -> dict[str, float]:
@@ -15,7 +18,7 @@ def paired_ratio(numerators: list[float], denominators: list[float]) -> dict[str
     return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
 
 
-def take_turns(names: list[str], round_: int) -> list[str]:
+def take_turns(names: list[T], round_: int) -> list[T]:
     """The variants in order, reversed every other round (ABC CBA ...), so that a
     drift of the machine over the run does not favour whichever runs first."""
     return names if round_ % 2 == 0 else names[::-1]

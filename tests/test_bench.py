@@ -84,7 +84,7 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 2
-    assert "choose from drain, enqueue, green, latency, peers" in result.stderr
+    assert "choose from drain, enqueue, green, latency, peers, scale" in result.stderr
     assert not (tmp_path / "x.json").exists()
 
 
@@ -135,7 +135,7 @@ def test_every_part_is_measured_side_by_side(tmp_path: Path) -> None:
     output = tmp_path / "bench.json"
     args = [sys.executable, "-m", "bench", "--jobs", "300", "--repeats", "1", "--duration", "1"]
     args += ["--warmup", "0", "--connections", "4", "--latency-jobs", "5", "--idle-seconds", "1"]
-    args += ["--json", str(output)]
+    args += ["--scale-repeats", "1", "--json", str(output)]
     result = subprocess.run(
         args, cwd=ROOT, env=clean_env(), capture_output=True, text=True, check=False, timeout=1500
     )
@@ -164,6 +164,17 @@ def test_every_part_is_measured_side_by_side(tmp_path: Path) -> None:
     assert results["enqueue"]["ratios"]["template_vs_direct_enqueue_job"]["median"] == pytest.approx(
         servers["template"]["requests_per_s"] / servers["direct_enqueue_job"]["requests_per_s"]
     )
+
+    scale = results["scale"]
+    for function in ("ping", "sync_invoice"):
+        rates = scale["jobs_per_s"][function]
+        assert set(rates) == {"1", "2", "3"}
+        assert all(rate > 0 for rate in rates.values())
+        for count in ("2", "3"):
+            ratio = scale["ratios_vs_1_worker"][function][count]["median"]
+            assert ratio == pytest.approx(rates[count] / rates["1"])
+        assert all(cores["workers"] > 0 for cores in scale["cores_busy"][function].values())
+    assert all("upstream" in cores for cores in scale["cores_busy"]["sync_invoice"].values())
 
     for cache in ("cold", "warm"):
         green = results["green"][cache]

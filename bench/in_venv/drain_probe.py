@@ -1,15 +1,18 @@
-"""Measure how fast one worker process drains a queue of no-op jobs.
+"""Measure how fast worker processes drain a queue of no-op (or `sync_invoice`) jobs.
 
 Run with the generated project's venv python:
 
     drain_probe.py tuned-settings <module.WorkerSettings>
-    drain_probe.py drain --redis-url URL --jobs N [--serializer module] [--log F] -- <worker argv>
+    drain_probe.py drain --redis-url URL --jobs N [--serializer module] [--log F]
+        [--workers K] [--function ping|sync_invoice] -- <worker argv>
 
-`drain` empties the Redis database, enqueues N `ping` jobs, starts the worker
-with the given argv, waits until every job has a result, stops the worker with
+`drain` empties the Redis database, enqueues N jobs deferred far ahead, starts K
+workers with the given argv, waits until each holds its connection to Redis, makes
+every job due at once, waits until every job has a result, stops the workers with
 SIGTERM, and prints JSON. Throughput is N over the span between the first job's
-start and the last job's finish, both stamped by the worker in arq's results,
-so neither the worker's import time nor this probe's polling counts.
+start and the last job's finish, both stamped by the workers in arq's results,
+so neither the workers' import time nor this probe's polling counts, and all K
+workers take the jobs from the start.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import asyncio
 import importlib
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -28,10 +32,14 @@ from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
 from arq.constants import default_queue_name, result_key_prefix
 from arq.jobs import JobResult, deserialize_result
-from arq.utils import import_string
+from arq.utils import import_string, timestamp_ms
 
 ENQUEUE_BATCH = 200
 READ_BATCH = 1000
+# Jobs wait this far ahead until the workers are up; then they are all made due.
+HELD_S = 3600
+# After the last worker connected: time for its startup hook before the jobs are due.
+START_MARGIN_S = 0.5
 
 Serializer = Callable[[dict[str, Any]], bytes]
 Deserializer = Callable[[bytes], dict[str, Any]]
@@ -51,23 +59,65 @@ def serializers(module: str | None) -> tuple[Serializer | None, Deserializer | N
     return loaded.serialize, loaded.deserialize
 
 
-async def enqueue(pool: ArqRedis, job_ids: list[str]) -> None:
+def job_args(function: str, job_id: str) -> tuple[str, ...]:
+    """`ping` returns a constant; `sync_invoice` fetches its invoice id from the upstream."""
+    return ("drain",) if function == "ping" else (job_id,)
+
+
+async def enqueue(pool: ArqRedis, job_ids: list[str], function: str) -> None:
     for start in range(0, len(job_ids), ENQUEUE_BATCH):
         batch = job_ids[start : start + ENQUEUE_BATCH]
-        jobs = await asyncio.gather(*(pool.enqueue_job("ping", "drain", _job_id=i) for i in batch))
+        jobs = await asyncio.gather(
+            *(pool.enqueue_job(function, *job_args(function, i), _job_id=i, _defer_by=HELD_S) for i in batch)
+        )
         if any(job is None for job in jobs):
             raise RuntimeError("a benchmark job was not enqueued: the database was not empty")
 
 
+async def client_ids(pool: ArqRedis) -> set[int]:
+    return {int(client["id"]) for client in await pool.client_list()}
+
+
+async def wait_for_connections(
+    pool: ArqRedis, before: set[int], workers: list[subprocess.Popen[bytes]], timeout: float
+) -> None:
+    """Until there is a new Redis connection per worker: an idle arq worker holds exactly one."""
+    deadline = time.monotonic() + timeout
+    while len(await client_ids(pool) - before) < len(workers):
+        if any(worker.poll() is not None for worker in workers):
+            raise RuntimeError("a worker exited before it connected")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(workers)} workers did not connect in {timeout:.0f} s")
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(START_MARGIN_S)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def redis_cpu_seconds(pool: ArqRedis) -> float:
+    info = await pool.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+async def make_due(pool: ArqRedis, job_ids: list[str]) -> None:
+    """Move every held job to now in the queue (arq reads a job's run time from its score)."""
+    now = timestamp_ms()
+    await pool.zadd(default_queue_name, dict.fromkeys(job_ids, now), xx=True)
+
+
 async def wait_for_results(
-    pool: ArqRedis, keys: list[str], worker: subprocess.Popen[bytes], timeout: float
+    pool: ArqRedis, keys: list[str], workers: list[subprocess.Popen[bytes]], timeout: float
 ) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if await pool.zcard(default_queue_name) == 0 and await pool.exists(*keys) == len(keys):
             return
-        if worker.poll() is not None:
-            raise RuntimeError(f"the worker exited with {worker.returncode} before draining")
+        if exited := [worker.returncode for worker in workers if worker.poll() is not None]:
+            raise RuntimeError(f"a worker exited with {exited[0]} before draining")
         if time.monotonic() > deadline:
             raise RuntimeError(f"the worker did not drain {len(keys)} jobs in {timeout:.0f} s")
         await asyncio.sleep(0.1)
@@ -91,20 +141,33 @@ async def drain(args: argparse.Namespace) -> dict[str, Any]:
     try:
         await pool.flushdb()
         job_ids = [f"drain-{i}" for i in range(args.jobs)]
-        await enqueue(pool, job_ids)
+        await enqueue(pool, job_ids, args.function)
         keys = [result_key_prefix + job_id for job_id in job_ids]
         log = Path(args.log)
+        before = await client_ids(pool)
         # Blocking calls are fine here: nothing else runs on this loop.
         with log.open("ab") as output:  # noqa: ASYNC230
-            worker = subprocess.Popen(args.worker, stdout=output, stderr=subprocess.STDOUT)  # noqa: ASYNC220
+            workers = [
+                subprocess.Popen(args.worker, stdout=output, stderr=subprocess.STDOUT)  # noqa: ASYNC220
+                for _ in range(args.workers)
+            ]
             try:
-                await wait_for_results(pool, keys, worker, timeout=60 + args.jobs / 20)
+                await wait_for_connections(pool, before, workers, timeout=60)
+                cpu = (sum(cpu_seconds(w.pid) for w in workers), await redis_cpu_seconds(pool))
+                due = time.monotonic()
+                await make_due(pool, job_ids)
+                await wait_for_results(pool, keys, workers, timeout=60 + args.jobs / 20)
+                wall = time.monotonic() - due
+                workers_cpu = sum(cpu_seconds(w.pid) for w in workers) - cpu[0]
+                redis_cpu = await redis_cpu_seconds(pool) - cpu[1]
             except RuntimeError as error:
                 tail = log.read_text(errors="replace").splitlines()[-20:]
                 raise RuntimeError("\n".join([str(error), "worker log:", *tail])) from None
             finally:
-                worker.terminate()
-                worker.wait(timeout=60)
+                for worker in workers:
+                    worker.terminate()
+                for worker in workers:
+                    worker.wait(timeout=60)
         results = await read_results(pool, keys, deserialize)
     finally:
         await pool.aclose()
@@ -113,7 +176,16 @@ async def drain(args: argparse.Namespace) -> dict[str, Any]:
         raise RuntimeError(f"{len(failed)} jobs failed, e.g. {failed[0].result!r}")
     span = (max(r.finish_time for r in results) - min(r.start_time for r in results)).total_seconds()
     span = max(span, 0.001)  # arq stamps in milliseconds
-    return {"jobs": args.jobs, "seconds": span, "jobs_per_s": args.jobs / span}
+    return {
+        "jobs": args.jobs,
+        "workers": args.workers,
+        "function": args.function,
+        "seconds": span,
+        "jobs_per_s": args.jobs / span,
+        # Cores busy from the jobs being made due until this probe saw the last result.
+        "workers_cores": workers_cpu / wall,
+        "redis_cores": redis_cpu / wall,
+    }
 
 
 def main() -> None:
@@ -126,6 +198,8 @@ def main() -> None:
     run.add_argument("--jobs", type=int, required=True)
     run.add_argument("--serializer", help="module with serialize/deserialize; default pickle")
     run.add_argument("--log", required=True)
+    run.add_argument("--workers", type=int, default=1, help="worker processes (1)")
+    run.add_argument("--function", choices=("ping", "sync_invoice"), default="ping")
     run.add_argument("worker", nargs="+")
     args = parser.parse_args()
     if args.command == "tuned-settings":
