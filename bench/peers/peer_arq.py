@@ -17,7 +17,6 @@ polling beside the worker, and the notification's delivery counts against arq.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
 import os
