@@ -9,7 +9,7 @@ from wsgiref.simple_server import WSGIServer
 
 import httpx
 from arq import cron, func
-from arq.connections import RedisSettings
+from arq.connections import ArqRedis, RedisSettings
 from arq.cron import CronJob
 from arq.typing import StartupShutdown, WorkerCoroutine
 from arq.worker import Function
@@ -24,6 +24,7 @@ from .functions.ping import ping
 from .functions.sync_invoice import sync_invoice
 from .metrics import instrumented
 from .reconnect import worker_redis_settings
+from .wakeup import wake_up_pool
 
 __all__ = ["WorkerSettings", "shutdown", "startup"]
 
@@ -91,6 +92,11 @@ class WorkerSettings:
     # Waits out Redis outages (arq --check excepted): see reconnect.py.
     redis_settings: RedisSettings = worker_redis_settings(config.arq_redis_settings)
     queue_name = config.arq_queue_name
+    # The worker's pool, built from redis_settings (which arq --check still reads): when
+    # the queue has nothing new, its read waits for a wake-up signal (see wakeup.py).
+    redis_pool: ArqRedis | None = wake_up_pool(
+        redis_settings, queue_name=queue_name, idle_poll_interval=config.worker_idle_poll_interval
+    )
     job_serializer = serialize
     job_deserializer = deserialize
     on_startup: StartupShutdown | None = startup
