@@ -3,12 +3,12 @@
 arq's worker reads its queue every ``poll_delay`` (``Worker._poll_iteration``:
 ``ZRANGEBYSCORE <queue> -inf <now>``), so a job waits for the next read.
 `WakeUpRedis` is the `ArqRedis` the worker gets as its ``redis_pool``. When
-that read finds nothing new (no due job, or only the same ids as the last
-read: running jobs stay in the queue until they finish), it waits until a
-wake-up signal comes or ``idle_poll_interval`` passes, reads again on a
-signal, and returns; arq then goes on as usual (abort requests, health
-key, cron). A read that finds something new returns at once, so draining a
-queue is not slowed.
+that read finds nothing to start (no due job, or only jobs that have started,
+here or in another worker: a job stays in the queue until it ends, and its
+in-progress key says it started), it waits until a wake-up signal comes or
+``idle_poll_interval`` passes, reads again on a signal, and returns; arq then
+goes on as usual (abort requests, health key, cron). A read that finds a job
+to start returns at once, so draining a queue is not slowed.
 
 The signal is a Redis pub/sub message on `wake_channel` (``<queue>:wake``),
 which the enqueue script of `RedisArqQueue` publishes in the same round trip
@@ -30,6 +30,7 @@ import logging
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings
+from arq.constants import in_progress_key_prefix
 from arq.utils import timestamp_ms
 from redis.asyncio import ConnectionPool, Redis
 
@@ -61,7 +62,6 @@ class WakeUpRedis(ArqRedis):
         self._poller: asyncio.Task[Any] | None = None
         self._subscriber: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self._last_read: list[Any] | None = None
         self.wakeups = 0  # reads made because a signal came (for tests and debugging)
 
     async def zrangebyscore(
@@ -80,19 +80,22 @@ class WakeUpRedis(ArqRedis):
         # Cleared before the read: a signal that comes between the read and the
         # wait is not lost, the wait then ends at once.
         self._wake.clear()
-        job_ids: list[Any] = await read(name, min, max, start, num)
-        if job_ids and job_ids != self._last_read:
-            self._last_read = job_ids
+        job_ids: list[bytes] = await read(name, min, max, start, num)
+        if job_ids and not await self._all_running(job_ids):
             return job_ids
-        self._last_read = job_ids
         try:
             async with asyncio.timeout(self.idle_poll_interval):
                 await self._wake.wait()
         except TimeoutError:
             return job_ids  # arq reads again in its next iteration
         self.wakeups += 1
-        self._last_read = await read(name, min, timestamp_ms(), start, num)
-        return self._last_read
+        return await read(name, min, timestamp_ms(), start, num)
+
+    async def _all_running(self, job_ids: list[bytes]) -> bool:
+        """Whether every job read has started (here or in another worker): a job stays
+        in the queue until it ends, and arq's claim writes its in-progress key."""
+        keys = [in_progress_key_prefix + job_id.decode() for job_id in job_ids]
+        return bool(await self.exists(*keys) == len(keys))
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         await self.stop_listening()
@@ -107,7 +110,7 @@ class WakeUpRedis(ArqRedis):
         """Stop the subscriber task (arq's shutdown closes the pool, which calls this)."""
         subscriber, self._subscriber, self._poller = self._subscriber, None, None
         if subscriber is not None:
-            subscriber.cancel()
+            _cancel(subscriber)
             await asyncio.gather(subscriber, return_exceptions=True)
 
     def _is_worker_poll(self, name: Any, min: Any, num: int | None, withscores: bool) -> bool:
@@ -129,17 +132,16 @@ class WakeUpRedis(ArqRedis):
     def _start_listening(self, poller: asyncio.Task[Any]) -> None:
         """The first poll of a worker run: subscribe, for as long as ``poller`` runs."""
         if self._subscriber is not None:
-            self._subscriber.cancel()
+            _cancel(self._subscriber)
         self._poller = poller
         self._wake = asyncio.Event()
-        self._last_read = None
         subscriber = asyncio.create_task(
             self._listen(wake_channel(self.default_queue_name)), name="wake-up subscriber"
         )
         self._subscriber = subscriber
         # The worker's main task ends (SIGTERM, or its end in tests): stop at once,
         # so no task is left pending whatever happens to the pool afterwards.
-        poller.add_done_callback(lambda _: subscriber.cancel())
+        poller.add_done_callback(lambda _: _cancel(subscriber))
 
     async def _listen(self, channel: str) -> None:
         client = Redis(connection_pool=_new_pool(self.connection_pool, subscriber=True))
@@ -170,6 +172,12 @@ class WakeUpRedis(ArqRedis):
                     await asyncio.sleep(delay)
         finally:
             await client.aclose(close_connection_pool=True)
+
+
+def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` once: a second cancel would cut short its closing of its connection."""
+    if not task.done() and not task.cancelling():
+        task.cancel()
 
 
 def _new_pool(pool: ConnectionPool, *, subscriber: bool = False) -> ConnectionPool:
