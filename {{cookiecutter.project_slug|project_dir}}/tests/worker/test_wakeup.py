@@ -53,6 +53,10 @@ def test_arq_reads_its_queue_the_way_the_wait_recognises() -> None:
     assert "if self._pool is None:" in inspect.getsource(Worker.main)
     assert source.index("zrangebyscore") < source.index("_cancel_aborted_jobs")
     assert source.index("_cancel_aborted_jobs") < source.index("heart_beat")
+    # A pool that is falsy until the first read makes close() skip its clean-up, as for
+    # a worker that never connected (stopped while waiting for Redis at start-up).
+    assert "if not self._pool:\n            return" in inspect.getsource(Worker.close)
+    assert not wake_up_pool(WorkerSettings.redis_settings, queue_name="q", idle_poll_interval=1)
 
 
 def test_arqs_poll_counts_the_wait_into_its_delay() -> None:

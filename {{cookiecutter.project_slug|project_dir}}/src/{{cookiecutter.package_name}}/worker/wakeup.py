@@ -62,7 +62,15 @@ class WakeUpRedis(ArqRedis):
         self._poller: asyncio.Task[Any] | None = None
         self._subscriber: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._polled = False
         self.wakeups = 0  # reads made because a signal came (for tests and debugging)
+
+    def __bool__(self) -> bool:
+        """False until a queue read has been answered. arq's `Worker.close` skips its
+        clean-up (health key, on_shutdown, closing the pool) for a falsy pool, as for a
+        worker whose own pool never connected: so a worker stopped while it still waits
+        for Redis to answer at start-up exits at once and cleanly, as it did before."""
+        return self._polled
 
     async def zrangebyscore(
         self,
@@ -75,12 +83,15 @@ class WakeUpRedis(ArqRedis):
         score_cast_func: Any = float,
     ) -> Any:
         read = super().zrangebyscore
-        if not self._is_worker_poll(name, min, num, withscores):
-            return await read(name, min, max, start, num, withscores, score_cast_func)
+        if not self._is_worker_poll(name, min, num, withscores) or not self.idle_poll_interval:
+            answer = await read(name, min, max, start, num, withscores, score_cast_func)
+            self._polled = True
+            return answer
         # Cleared before the read: a signal that comes between the read and the
         # wait is not lost, the wait then ends at once.
         self._wake.clear()
         job_ids: list[bytes] = await read(name, min, max, start, num)
+        self._polled = True
         if job_ids and not await self._all_running(job_ids):
             return job_ids
         try:
@@ -109,24 +120,21 @@ class WakeUpRedis(ArqRedis):
     async def stop_listening(self) -> None:
         """Stop the subscriber task (arq's shutdown closes the pool, which calls this)."""
         subscriber, self._subscriber, self._poller = self._subscriber, None, None
+        self._polled = False
         if subscriber is not None:
             _cancel(subscriber)
             await asyncio.gather(subscriber, return_exceptions=True)
 
     def _is_worker_poll(self, name: Any, min: Any, num: int | None, withscores: bool) -> bool:
-        if (
-            self.idle_poll_interval == 0
-            or withscores
-            or num is None
-            or min != float("-inf")
-            or name != self.default_queue_name
-        ):
+        if withscores or num is None or min != float("-inf") or name != self.default_queue_name:
             return False
         task = asyncio.current_task()
         if task is None:
             return False
         if self._poller is None or self._poller.done():
-            self._start_listening(task)
+            self._poller = task
+            if self.idle_poll_interval > 0:
+                self._start_listening(task)
         return task is self._poller
 
     def _start_listening(self, poller: asyncio.Task[Any]) -> None:
