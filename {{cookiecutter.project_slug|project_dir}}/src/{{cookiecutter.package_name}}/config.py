@@ -66,11 +66,17 @@ class Config(BaseSettings):
     arq_queue_password: SecretStr | None = None
     arq_queue_name: str = Field(default=default_queue_name, min_length=1)
 
-    # Worker tuning. arq polls Redis every poll_delay seconds and reads at most
-    # queue_read_limit ids a poll: with arq's 0.5 s default a worker drains
-    # about 200 jobs/s on 2 cores; 0.05 s with 100 concurrent jobs drains about
-    # ten times that while an idle worker still does only 20 cheap polls a second.
+    # Worker tuning. While jobs keep coming, arq reads the queue every poll_delay
+    # seconds, at most queue_read_limit ids a read: with arq's 0.5 s default a
+    # worker drains about 200 jobs/s on 2 cores; 0.05 s with 100 concurrent jobs
+    # drains about ten times that.
     worker_poll_delay: Seconds = 0.05
+    # An idle worker waits for the wake-up signal an enqueue sends (worker/wakeup.py)
+    # and reads the queue at least this often anyway: jobs that come without one
+    # (plain arq clients, retries, deferred jobs, cron) start within it. At 0.5 s an
+    # idle worker costs Redis about 10 commands a second; 0 turns the wait off
+    # (plain polling every poll_delay).
+    worker_idle_poll_interval: Seconds = 0.5
     worker_max_jobs: int = Field(default=100, ge=1)
     worker_queue_read_limit: int | None = Field(default=None, ge=1)
     worker_job_timeout: Seconds = 300

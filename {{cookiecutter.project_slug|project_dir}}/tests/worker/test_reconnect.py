@@ -29,12 +29,12 @@ from {{ cookiecutter.package_name }}.config import Config
 from {{ cookiecutter.package_name }}.redis_dsn import RedactedRedisSettings, parse_redis_dsn
 from {{ cookiecutter.package_name }}.worker import reconnect
 from {{ cookiecutter.package_name }}.worker.main import WorkerSettings, config
+from {{ cookiecutter.package_name }}.worker.wakeup import wake_up_pool
 from {{ cookiecutter.package_name }}.worker.reconnect import (
     BACKOFF_CAP_S,
     CappedBackoff,
     RedisOutage,
     WaitForRedis,
-    worker_redis_pool,
     worker_redis_settings,
 )
 
@@ -122,11 +122,10 @@ def test_the_worker_waits_and_the_api_does_not() -> None:
 
 async def test_under_sentinel_the_worker_gets_a_pool_that_waits() -> None:
     """arq's create_pool drops `retry` for Sentinel; the worker's own pool keeps it."""
-    plain = worker_redis_settings(parse_redis_dsn("redis://localhost"), argv=WORKER_ARGV)
-    assert worker_redis_pool(plain, queue_name="q") is None
     settings = parse_redis_dsn("redis+sentinel://s1,s2/mymaster")
-    pool = worker_redis_pool(worker_redis_settings(settings, argv=WORKER_ARGV), queue_name="q")
-    assert pool is not None
+    pool = wake_up_pool(
+        worker_redis_settings(settings, argv=WORKER_ARGV), queue_name="q", idle_poll_interval=0.5
+    )
     try:
         kwargs = pool.connection_pool.connection_kwargs
         assert isinstance(kwargs["retry"], WaitForRedis)

@@ -27,7 +27,7 @@ from .base import ABORT_TIMEOUT_S, ArqQueue
 from .errors import JobFinished, JobNotFound, JobNotQueued, JobResultUnavailable, QueueUnavailable
 from .models import AbortResult, JobMetadata, JobResult, QueueStats
 
-__all__ = ["RedisArqQueue", "connect_pool"]
+__all__ = ["RedisArqQueue", "connect_pool", "wake_channel"]
 
 # A Redis call that gets no answer in this many seconds fails (and the API
 # answers 503) instead of hanging the request. It is one asyncio timeout per
@@ -41,15 +41,27 @@ ABORT_POLL_S = 0.05
 
 # arq's enqueue_job in one round trip instead of three (WATCH, EXISTS,
 # MULTI/EXEC): the same keys and values, as atomic as arq's transaction. A job
-# id is refused while the job or its kept result exists.
+# id is refused while the job or its kept result exists. A job due now also
+# wakes the idle workers of its queue (ARGV[5], the channel; empty for a
+# deferred job, which they read within their idle poll interval).
 ENQUEUE_SCRIPT = """
 if redis.call('exists', KEYS[1], KEYS[2]) > 0 then
   return 0
 end
 redis.call('psetex', KEYS[1], ARGV[1], ARGV[2])
 redis.call('zadd', KEYS[3], ARGV[3], ARGV[4])
+if ARGV[5] ~= '' then
+  redis.call('publish', ARGV[5], ARGV[4])
+end
 return 1
 """
+# Appended to a queue's name: the pub/sub channel its workers wait on (worker/wakeup.py).
+WAKE_CHANNEL_SUFFIX = ":wake"
+
+
+def wake_channel(queue_name: str) -> str:
+    """The channel whose messages wake the idle workers of ``queue_name``."""
+    return queue_name + WAKE_CHANNEL_SUFFIX
 
 
 def connect_pool(settings: RedisSettings, *, default_queue_name: str) -> ArqRedis:
@@ -155,8 +167,11 @@ class RedisArqQueue(ArqQueue):
         # arq's expiry: a job not started within a day of its run time is dropped.
         expires_ms = score - now_ms + self._pool.expires_extra_ms
         keys = [job_key_prefix + job_id, result_key_prefix + job_id, queue_name]
+        channel = wake_channel(queue_name) if score <= now_ms else ""
         async with self._redis():
-            added = await self._enqueue_script(keys=keys, args=[expires_ms, job, score, job_id])
+            added = await self._enqueue_script(
+                keys=keys, args=[expires_ms, job, score, job_id, channel]
+            )
         if not added:
             raise JobNotQueued(job_id)
 
@@ -194,10 +209,12 @@ class RedisArqQueue(ArqQueue):
         if job is None or score is None:
             raise JobNotFound(job_id)
         records.decode_job(job_id, job)  # a job of ours, or not found
-        # Running: ask the worker (allow_abort_jobs=True) to cancel it, and wait for
-        # its result as arq's Job.abort does.
-        async with self._redis():
-            await self._pool.zadd(abort_jobs_ss, {job_id: timestamp_ms()})
+        # Running: ask the worker (allow_abort_jobs=True) to cancel it, wake it so it
+        # reads the request now, and wait for its result as arq's Job.abort does.
+        async with self._redis(), self._pool.pipeline(transaction=False) as pipe:
+            pipe.zadd(abort_jobs_ss, {job_id: timestamp_ms()})
+            pipe.publish(wake_channel(queue), job_id)
+            await pipe.execute()
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             async with self._redis():

@@ -23,7 +23,8 @@ from .functions.cleanup import cleanup_synced_invoices
 from .functions.ping import ping
 from .functions.sync_invoice import sync_invoice
 from .metrics import instrumented
-from .reconnect import worker_redis_pool, worker_redis_settings
+from .reconnect import worker_redis_settings
+from .wakeup import wake_up_pool
 
 __all__ = ["WorkerSettings", "shutdown", "startup"]
 
@@ -90,11 +91,12 @@ class WorkerSettings:
     )
     # Waits out Redis outages (arq --check excepted): see reconnect.py.
     redis_settings: RedisSettings = worker_redis_settings(config.arq_redis_settings)
-    # Sentinel only: a pool that keeps the waiting, which arq's own drops there.
-    redis_pool: ArqRedis | None = worker_redis_pool(
-        redis_settings, queue_name=config.arq_queue_name
-    )
     queue_name = config.arq_queue_name
+    # The worker's pool, built from redis_settings (which arq --check still reads): when
+    # the queue has nothing new, its read waits for a wake-up signal (see wakeup.py).
+    redis_pool: ArqRedis | None = wake_up_pool(
+        redis_settings, queue_name=queue_name, idle_poll_interval=config.worker_idle_poll_interval
+    )
     job_serializer = serialize
     job_deserializer = deserialize
     on_startup: StartupShutdown | None = startup

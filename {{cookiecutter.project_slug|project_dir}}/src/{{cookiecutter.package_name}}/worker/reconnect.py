@@ -13,10 +13,10 @@ promptly even while Redis is down.
 The API keeps the settings without it: a request must get its 503 at once,
 not wait for Redis.
 
-Under Redis Sentinel arq's `create_pool` builds its pool without
-``settings.retry``, so `worker_redis_pool` gives the worker a pool of its own
-(`connect_pool`, which keeps it): a failover is then an outage like any other,
-and each reconnect asks the sentinels for the new master.
+The worker's pool is built from these settings by `connect_pool` (see
+wakeup.py), which keeps the retry under Redis Sentinel too (arq's `create_pool`
+drops it there): a failover is then an outage like any other, and each
+reconnect asks the sentinels for the new master.
 """
 
 from __future__ import annotations
@@ -29,20 +29,17 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import RedisSettings
 from redis.asyncio.retry import Retry
 from redis.backoff import AbstractBackoff, EqualJitterBackoff
 from redis.exceptions import AuthenticationError, AuthorizationError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..queue.redis import connect_pool
-
 __all__ = [
     "CappedBackoff",
     "RedisOutage",
     "WaitForRedis",
-    "worker_redis_pool",
     "worker_redis_settings",
 ]
 
@@ -234,14 +231,3 @@ def worker_redis_settings(
         return settings
     return dataclasses.replace(settings, retry=WaitForRedis(), retry_on_error=list(RETRIED_ERRORS))
 
-
-def worker_redis_pool(settings: RedisSettings, *, queue_name: str) -> ArqRedis | None:
-    """The worker's pool under Sentinel; None otherwise (arq builds it from ``settings``).
-
-    arq's `create_pool` drops ``settings.retry`` (`WaitForRedis`) for Sentinel, so its
-    worker would exit at the first failover. `connect_pool` keeps every setting; it
-    connects on first use, which `WaitForRedis` waits for as arq's start-up tries would.
-    """
-    if not settings.sentinel:
-        return None
-    return connect_pool(settings, default_queue_name=queue_name)

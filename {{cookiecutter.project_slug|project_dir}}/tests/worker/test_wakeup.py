@@ -1,0 +1,96 @@
+"""The wake-up pool, without Redis: how the worker gets it, and fences around the arq
+internals it relies on (tests/integration/test_wakeup.py runs it with real workers)."""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+import arq.utils
+import pytest
+from arq.worker import Worker
+from redis.asyncio.sentinel import SentinelConnectionPool
+
+from {{ cookiecutter.package_name }}.redis_dsn import parse_redis_dsn
+from {{ cookiecutter.package_name }}.queue.redis import ENQUEUE_SCRIPT, wake_channel
+from {{ cookiecutter.package_name }}.worker.main import WorkerSettings, config
+from {{ cookiecutter.package_name }}.worker.reconnect import WaitForRedis
+from {{ cookiecutter.package_name }}.worker.wakeup import WakeUpRedis, _new_pool, wake_up_pool
+
+
+def test_the_worker_gets_the_wake_up_pool_and_arq_check_the_settings() -> None:
+    pool = WorkerSettings.redis_pool
+    assert isinstance(pool, WakeUpRedis)
+    assert pool.default_queue_name == WorkerSettings.queue_name == config.arq_queue_name
+    assert pool.idle_poll_interval == config.worker_idle_poll_interval
+    assert (pool.job_serializer, pool.job_deserializer) == (
+        WorkerSettings.job_serializer,
+        WorkerSettings.job_deserializer,
+    )
+    # The pool keeps the worker's wait through Redis outages; `arq --check` reads
+    # redis_settings, which stay.
+    kwargs = pool.connection_pool.connection_kwargs
+    assert isinstance(kwargs["retry"], WaitForRedis)
+    assert kwargs["host"] == WorkerSettings.redis_settings.host
+    # A job's start is no longer paced by poll_delay, and its reads stay tuned.
+    assert WorkerSettings.poll_delay == config.worker_poll_delay
+
+
+def test_arq_reads_its_queue_the_way_the_wait_recognises() -> None:
+    """WakeUpRedis waits in the read of `Worker._poll_iteration`: ZRANGEBYSCORE of the
+    worker's queue from -inf to now, with a limit. If arq reads its queue another way,
+    the worker silently goes back to polling every poll_delay: fail here instead."""
+    source = inspect.getsource(Worker._poll_iteration)
+    call = re.search(r"self\.pool\.zrangebyscore\((.*?)\)\n", source, re.DOTALL)
+    assert call, "arq's poll no longer calls self.pool.zrangebyscore"
+    arguments = " ".join(call.group(1).split())
+    assert arguments.startswith("self.queue_name,"), arguments
+    assert "min=float('-inf')" in arguments, arguments
+    assert "num=count" in arguments, arguments
+    assert "max=now" in arguments, arguments
+    assert "withscores" not in arguments, arguments
+    # The pool is used as given (Worker(redis_pool=...)), and its read is awaited
+    # once an iteration, before the abort check, health key and cron.
+    assert "self._pool = redis_pool" in inspect.getsource(Worker.__init__)
+    assert "if self._pool is None:" in inspect.getsource(Worker.main)
+    assert source.index("zrangebyscore") < source.index("_cancel_aborted_jobs")
+    assert source.index("_cancel_aborted_jobs") < source.index("heart_beat")
+    # A pool that is falsy until the first read makes close() skip its clean-up, as for
+    # a worker that never connected (stopped while waiting for Redis at start-up).
+    assert "if not self._pool:\n            return" in inspect.getsource(Worker.close)
+    assert not wake_up_pool(WorkerSettings.redis_settings, queue_name="q", idle_poll_interval=1)
+
+
+def test_arqs_poll_counts_the_wait_into_its_delay() -> None:
+    """arq sleeps poll_delay minus the iteration's time: after a wait, it reads at once."""
+    source = inspect.getsource(arq.utils.poll)
+    assert "wait = max([0, step - after + before])" in source
+
+
+def test_the_enqueue_script_publishes_only_when_asked() -> None:
+    assert "redis.call('publish', ARGV[5], ARGV[4])" in ENQUEUE_SCRIPT
+    assert wake_channel("arq:queue") == "arq:queue:wake"
+
+
+def test_a_negative_interval_is_refused() -> None:
+    with pytest.raises(ValueError, match="idle_poll_interval must be 0 or more"):
+        wake_up_pool(WorkerSettings.redis_settings, queue_name="q", idle_poll_interval=-1)
+
+
+async def test_under_sentinel_the_subscriber_asks_the_same_sentinels() -> None:
+    """The subscriber's own one-connection pool finds the master as the worker's pool
+    does (so it follows a failover), without the pool's retry."""
+    settings = parse_redis_dsn("redis+sentinel://s1,s2/mymaster")
+    pool = wake_up_pool(settings, queue_name="q", idle_poll_interval=0.5)
+    subscriber = _new_pool(pool.connection_pool, subscriber=True)
+    try:
+        assert isinstance(pool.connection_pool, SentinelConnectionPool)
+        assert isinstance(subscriber, SentinelConnectionPool)
+        assert subscriber.service_name == "mymaster"
+        assert subscriber.sentinel_manager is pool.connection_pool.sentinel_manager
+        assert subscriber.is_master and subscriber.max_connections == 1
+        assert subscriber.connection_kwargs["connection_pool"] == subscriber
+        assert "retry" not in subscriber.connection_kwargs
+    finally:
+        await subscriber.aclose()
+        await pool.aclose()
