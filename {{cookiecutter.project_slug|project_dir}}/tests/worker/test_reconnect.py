@@ -29,7 +29,6 @@ from {{ cookiecutter.package_name }}.config import Config
 from {{ cookiecutter.package_name }}.redis_dsn import RedactedRedisSettings, parse_redis_dsn
 from {{ cookiecutter.package_name }}.worker import reconnect
 from {{ cookiecutter.package_name }}.worker.main import WorkerSettings, config
-from {{ cookiecutter.package_name }}.worker.wakeup import wake_up_pool
 from {{ cookiecutter.package_name }}.worker.reconnect import (
     BACKOFF_CAP_S,
     CappedBackoff,
@@ -37,6 +36,7 @@ from {{ cookiecutter.package_name }}.worker.reconnect import (
     WaitForRedis,
     worker_redis_settings,
 )
+from {{ cookiecutter.package_name }}.worker.wakeup import wake_up_pool
 
 from ..conftest import sync_client
 

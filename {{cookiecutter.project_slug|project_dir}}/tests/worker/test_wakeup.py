@@ -11,8 +11,8 @@ import pytest
 from arq.worker import Worker
 from redis.asyncio.sentinel import SentinelConnectionPool
 
-from {{ cookiecutter.package_name }}.redis_dsn import parse_redis_dsn
 from {{ cookiecutter.package_name }}.queue.redis import ENQUEUE_SCRIPT, wake_channel
+from {{ cookiecutter.package_name }}.redis_dsn import parse_redis_dsn
 from {{ cookiecutter.package_name }}.worker.main import WorkerSettings, config
 from {{ cookiecutter.package_name }}.worker.reconnect import WaitForRedis
 from {{ cookiecutter.package_name }}.worker.wakeup import WakeUpRedis, _new_pool, wake_up_pool
@@ -88,7 +88,8 @@ async def test_under_sentinel_the_subscriber_asks_the_same_sentinels() -> None:
         assert isinstance(subscriber, SentinelConnectionPool)
         assert subscriber.service_name == "mymaster"
         assert subscriber.sentinel_manager is pool.connection_pool.sentinel_manager
-        assert subscriber.is_master and subscriber.max_connections == 1
+        assert subscriber.is_master
+        assert subscriber.max_connections == 1
         assert subscriber.connection_kwargs["connection_pool"] == subscriber
         assert "retry" not in subscriber.connection_kwargs
     finally:

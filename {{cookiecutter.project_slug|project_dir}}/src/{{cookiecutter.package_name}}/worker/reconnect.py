@@ -230,4 +230,3 @@ def worker_redis_settings(
     if "--check" in (sys.argv if argv is None else argv)[1:]:
         return settings
     return dataclasses.replace(settings, retry=WaitForRedis(), retry_on_error=list(RETRIED_ERRORS))
-
