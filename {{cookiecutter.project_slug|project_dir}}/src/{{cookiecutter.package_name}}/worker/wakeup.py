@@ -202,7 +202,7 @@ def _new_pool(pool: ConnectionPool, *, subscriber: bool = False) -> ConnectionPo
     kwargs["max_connections"] = 1 if subscriber else pool.max_connections
     if isinstance(pool, SentinelConnectionPool):
         # Asks the same sentinels for the master on each connect, as `pool` does.
-        return SentinelConnectionPool(
+        return SentinelConnectionPool(  # type: ignore[no-untyped-call]
             pool.service_name,
             pool.sentinel_manager,
             is_master=pool.is_master,
