@@ -12,7 +12,7 @@ from redis.asyncio.sentinel import (
 )
 
 from {{ cookiecutter.package_name }}.config import ArqMode, Config
-from {{ cookiecutter.package_name }}.queue.redis import connect_pool
+from {{ cookiecutter.package_name }}.redis_pool import connect_pool
 
 PREFIX = "{{ cookiecutter.env_prefix }}"
 

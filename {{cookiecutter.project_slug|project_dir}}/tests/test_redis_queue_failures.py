@@ -10,7 +10,7 @@ import pytest
 from arq.connections import RedisSettings
 
 from {{ cookiecutter.package_name }}.queue import QueueUnavailable, RedisArqQueue
-from {{ cookiecutter.package_name }}.queue.redis import connect_pool
+from {{ cookiecutter.package_name }}.redis_pool import connect_pool
 
 
 @pytest.fixture

@@ -19,6 +19,8 @@ from .redis_dsn import RedactedRedisSettings, parse_redis_dsn
 __all__ = ["ArqMode", "Config", "LogFormat", "get_config"]
 
 Seconds = Annotated[float, Field(ge=0)]
+# arq's health key expires this long after health_check_interval (arq.worker.Worker.record_health).
+HEALTH_KEY_MARGIN_S = 1.0
 {%- if cookiecutter.api_auth == "token" %}
 MIN_TOKEN_LENGTH = 16
 {%- endif %}
@@ -75,7 +77,9 @@ class Config(BaseSettings):
     # and reads the queue at least this often anyway: jobs that come without one
     # (plain arq clients, retries, deferred jobs, cron) start within it. At 0.5 s an
     # idle worker costs Redis about 10 commands a second; 0 turns the wait off
-    # (plain polling every poll_delay).
+    # (plain polling every poll_delay). With poll_delay, below 1 s: arq rewrites its
+    # health key (`arq --check`) in a read's iteration, and it expires 1 s after
+    # health_check_interval, so longer gaps between reads would let it lapse.
     worker_idle_poll_interval: Seconds = 0.5
     worker_max_jobs: int = Field(default=100, ge=1)
     worker_queue_read_limit: int | None = Field(default=None, ge=1)
@@ -110,6 +114,16 @@ class Config(BaseSettings):
 
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.json
+
+    @model_validator(mode="after")
+    def _reads_keep_the_health_key(self) -> Self:
+        if self.worker_idle_poll_interval + self.worker_poll_delay >= HEALTH_KEY_MARGIN_S:
+            raise ValueError(
+                "worker_idle_poll_interval + worker_poll_delay must be below"
+                f" {HEALTH_KEY_MARGIN_S:g} s: arq rewrites its health key between reads, and"
+                " the key outlives health_check_interval by only that much"
+            )
+        return self
 
     @model_validator(mode="after")
     def _move_password_out_of_url(self) -> Self:

@@ -95,6 +95,8 @@ def parse_redis_dsn(dsn: str, *, password: str | None = None) -> RedactedRedisSe
             port = parts.port
         except ValueError as error:
             raise InvalidRedisDsn(f"invalid port: {error}") from None
+        if port == 0:
+            raise InvalidRedisDsn("invalid port: 0 (use 1 to 65535)")
         if not parts.hostname:
             raise InvalidRedisDsn("a redis:// or rediss:// DSN needs a host")
         settings.host = parts.hostname
@@ -126,10 +128,12 @@ def _sentinel_addresses(hosts: str) -> list[tuple[str, int]]:
         try:
             parts = urlsplit(f"//{host}")
             port = parts.port
+            if port == 0:
+                raise ValueError("port 0")
         except ValueError:
             raise InvalidRedisDsn(
                 f"sentinel {number} of the DSN has an invalid port or address:"
-                " write host:port or [ipv6]:port, with a port from 0 to 65535"
+                " write host:port or [ipv6]:port, with a port from 1 to 65535"
             ) from None
         if not parts.hostname:
             raise InvalidRedisDsn(f"sentinel {number} of the DSN has no host: {SENTINEL_EXAMPLE}")

@@ -21,8 +21,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from {{ cookiecutter.package_name }}.config import Config
 from {{ cookiecutter.package_name }}.queue import RedisArqQueue
-from {{ cookiecutter.package_name }}.queue.redis import connect_pool
 from {{ cookiecutter.package_name }}.redis_dsn import parse_redis_dsn
+from {{ cookiecutter.package_name }}.redis_pool import connect_pool
 from {{ cookiecutter.package_name }}.serialization import deserialize, serialize
 
 from ..conftest import Harness
@@ -187,11 +187,13 @@ async def test_our_sentinel_pool_is_built_like_arqs(
         for mine, theirs in zip(ours_sentinels, arqs_sentinels, strict=True):
             theirs_kwargs = theirs.connection_pool.connection_kwargs
             mine_kwargs = mine.connection_pool.connection_kwargs
-            # The sentinels: the same addresses and settings but our connect timeout.
+            # The sentinels: the same addresses and settings but our connect and read
+            # timeouts (a sentinel that never answers is skipped).
             assert mine_kwargs.keys() == theirs_kwargs.keys()
             differ = {k for k, v in theirs_kwargs.items() if mine_kwargs[k] != v}
-            assert differ == {"socket_connect_timeout"}
+            assert differ == {"socket_connect_timeout", "socket_timeout"}
             assert mine_kwargs["socket_connect_timeout"] == 3
+            assert mine_kwargs["socket_timeout"] == 3
         assert ours.expires_extra_ms == arqs.expires_extra_ms
     finally:
         await ours.aclose()

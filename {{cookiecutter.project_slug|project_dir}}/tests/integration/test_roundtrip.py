@@ -15,7 +15,7 @@ from httpx import AsyncClient
 from {{ cookiecutter.package_name }}.config import Config
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.queue import JobNotQueued, RedisArqQueue
-from {{ cookiecutter.package_name }}.queue.redis import connect_pool
+from {{ cookiecutter.package_name }}.redis_pool import connect_pool
 from {{ cookiecutter.package_name }}.worker.main import WorkerSettings
 
 from ..conftest import client_for

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import statistics
 import time
 import uuid
@@ -18,14 +19,17 @@ import pytest
 import redis.asyncio
 from arq import func
 from arq.connections import create_pool
-from arq.constants import job_key_prefix, result_key_prefix
+from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, result_key_prefix
+from arq.jobs import JobStatus
 from arq.worker import Worker
 
 from {{ cookiecutter.package_name }}.config import Config
 from {{ cookiecutter.package_name }}.queue import AbortResult, RedisArqQueue
-from {{ cookiecutter.package_name }}.queue.redis import wake_channel
+from {{ cookiecutter.package_name }}.redis_pool import wake_channel
 from {{ cookiecutter.package_name }}.serialization import deserialize, serialize
 from {{ cookiecutter.package_name }}.worker.wakeup import WakeUpRedis, wake_up_pool
+
+from ..conftest import sync_client
 
 pytestmark = pytest.mark.integration
 
@@ -253,3 +257,34 @@ async def test_an_idle_worker_reads_its_queue_once_an_interval(
         worker._cancel_aborted_jobs = counted  # type: ignore[method-assign]
         await asyncio.sleep(2.0)
     assert 2 <= polls <= 6, polls
+
+
+async def test_a_refused_publish_costs_only_the_wake_up(
+    redis_config: Config, queue_name: str
+) -> None:
+    """Redis 7 gives a new ACL user no pub/sub channels: the enqueue and the abort
+    request must still be stored and answered (the workers then read within their
+    interval), not fail after writing the job."""
+    user, password = f"nochannels-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    admin = sync_client(redis_config)
+    admin.execute_command(  # type: ignore[no-untyped-call]
+        "ACL", "SETUSER", user, "reset", "on", f">{password}", "~*", "resetchannels", "+@all"
+    )
+    settings = dataclasses.replace(
+        redis_config.arq_redis_settings, username=user, password=password
+    )
+    queue = RedisArqQueue.from_settings(settings, default_queue_name=queue_name)
+    job_id = f"refused-{uuid.uuid4().hex}"
+    try:
+        job = await queue.enqueue("record", _job_id=job_id)
+        assert (await queue.get_job_metadata(job.id)).status == JobStatus.queued
+        # As if a worker had started it: the abort asks it to stop, and publishes.
+        admin.set(in_progress_key_prefix + job.id, b"1", px=5000)
+        assert await queue.abort_job(job.id, timeout=0.1) == AbortResult.requested
+        assert admin.zscore(abort_jobs_ss, job.id) is not None
+    finally:
+        await queue.aclose()
+        admin.delete(in_progress_key_prefix + job_id)
+        admin.zrem(abort_jobs_ss, job_id)
+        admin.execute_command("ACL", "DELUSER", user)  # type: ignore[no-untyped-call]
+        admin.close()

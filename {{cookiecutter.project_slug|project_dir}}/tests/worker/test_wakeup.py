@@ -5,17 +5,30 @@ from __future__ import annotations
 
 import inspect
 import re
+from typing import Any
 
 import arq.utils
 import pytest
 from arq.worker import Worker
+from pydantic import ValidationError
 from redis.asyncio.sentinel import SentinelConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
 
-from {{ cookiecutter.package_name }}.queue.redis import ENQUEUE_SCRIPT, wake_channel
+from {{ cookiecutter.package_name }}.config import HEALTH_KEY_MARGIN_S
+from {{ cookiecutter.package_name }}.queue.redis import ENQUEUE_SCRIPT
 from {{ cookiecutter.package_name }}.redis_dsn import parse_redis_dsn
+from {{ cookiecutter.package_name }}.redis_pool import wake_channel
 from {{ cookiecutter.package_name }}.worker.main import WorkerSettings, config
 from {{ cookiecutter.package_name }}.worker.reconnect import WaitForRedis
-from {{ cookiecutter.package_name }}.worker.wakeup import WakeUpRedis, _new_pool, wake_up_pool
+from {{ cookiecutter.package_name }}.worker.wakeup import (
+    SUBSCRIBER_PING_S,
+    WakeUpRedis,
+    _messages,
+    _new_pool,
+    wake_up_pool,
+)
+
+from ..conftest import make_config
 
 
 def test_the_worker_gets_the_wake_up_pool_and_arq_check_the_settings() -> None:
@@ -68,7 +81,7 @@ def test_arqs_poll_counts_the_wait_into_its_delay() -> None:
 
 
 def test_the_enqueue_script_publishes_only_when_asked() -> None:
-    assert "redis.call('publish', ARGV[5], ARGV[4])" in ENQUEUE_SCRIPT
+    assert "redis.pcall('publish', ARGV[5], ARGV[4])" in ENQUEUE_SCRIPT
     assert wake_channel("arq:queue") == "arq:queue:wake"
 
 
@@ -95,3 +108,47 @@ async def test_under_sentinel_the_subscriber_asks_the_same_sentinels() -> None:
     finally:
         await subscriber.aclose()
         await pool.aclose()
+
+
+def test_idle_reads_come_often_enough_to_keep_arqs_health_key() -> None:
+    """arq writes its health key in a read's iteration, at most every
+    health_check_interval, and lets it expire HEALTH_KEY_MARGIN_S after that: the
+    longest gap between reads (idle interval + poll_delay) must stay below it."""
+    source = inspect.getsource(Worker.record_health)
+    assert "int((self.health_check_interval + 1) * 1000)" in source
+    assert HEALTH_KEY_MARGIN_S == 1
+    make_config(worker_idle_poll_interval=0.9, worker_poll_delay=0.05)
+    with pytest.raises(ValidationError, match="must be below 1 s"):
+        make_config(worker_idle_poll_interval=0.95, worker_poll_delay=0.05)
+    with pytest.raises(ValidationError, match="must be below 1 s"):
+        make_config(worker_idle_poll_interval=0, worker_poll_delay=1)
+
+
+class QuietPubSub:
+    """A subscription that hears what `replies` holds, then nothing; pings are counted."""
+
+    def __init__(self, *replies: dict[str, Any] | None) -> None:
+        self.replies = list(replies)
+        self.pings = 0
+
+    async def get_message(self, timeout: float) -> dict[str, Any] | None:
+        assert timeout == SUBSCRIBER_PING_S
+        return self.replies.pop(0) if self.replies else None
+
+    async def ping(self) -> None:
+        self.pings += 1
+
+
+async def test_a_silent_subscription_is_pinged_then_given_up() -> None:
+    pubsub = QuietPubSub({"type": "subscribe"}, None, {"type": "pong"}, {"type": "message"})
+    kinds = []
+
+    async def listen() -> None:
+        async for kind in _messages(pubsub):  # type: ignore[arg-type]
+            kinds.append(kind)
+
+    with pytest.raises(RedisConnectionError, match="no answer to a ping"):
+        await listen()
+    # Quiet once: pinged, answered; quiet again: pinged, no answer: given up.
+    assert kinds == ["subscribe", "pong", "message"]
+    assert pubsub.pings == 2

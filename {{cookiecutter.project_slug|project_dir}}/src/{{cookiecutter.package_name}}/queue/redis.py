@@ -18,16 +18,15 @@ from arq.constants import (
 )
 from arq.jobs import JobStatus
 from arq.utils import timestamp_ms
-from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import RedisError, ResponseError, WatchError
 
-from ..serialization import deserialize, serialize
+from ..redis_pool import connect_pool, wake_channel
 from . import records
 from .base import ABORT_TIMEOUT_S, ArqQueue
 from .errors import JobFinished, JobNotFound, JobNotQueued, JobResultUnavailable, QueueUnavailable
 from .models import AbortResult, JobMetadata, JobResult, QueueStats
 
-__all__ = ["RedisArqQueue", "connect_pool", "wake_channel"]
+__all__ = ["RedisArqQueue"]
 
 # A Redis call that gets no answer in this many seconds fails (and the API
 # answers 503) instead of hanging the request. It is one asyncio timeout per
@@ -43,7 +42,9 @@ ABORT_POLL_S = 0.05
 # MULTI/EXEC): the same keys and values, as atomic as arq's transaction. A job
 # id is refused while the job or its kept result exists. A job due now also
 # wakes the idle workers of its queue (ARGV[5], the channel; empty for a
-# deferred job, which they read within their idle poll interval).
+# deferred job, which they read within their idle poll interval); with pcall, a
+# publish that Redis refuses (an ACL without the channel) leaves the job stored
+# and the enqueue answered: the workers then read it within that interval.
 ENQUEUE_SCRIPT = """
 if redis.call('exists', KEYS[1], KEYS[2]) > 0 then
   return 0
@@ -51,98 +52,10 @@ end
 redis.call('psetex', KEYS[1], ARGV[1], ARGV[2])
 redis.call('zadd', KEYS[3], ARGV[3], ARGV[4])
 if ARGV[5] ~= '' then
-  redis.call('publish', ARGV[5], ARGV[4])
+  redis.pcall('publish', ARGV[5], ARGV[4])
 end
 return 1
 """
-# Appended to a queue's name: the pub/sub channel its workers wait on (worker/wakeup.py).
-WAKE_CHANNEL_SUFFIX = ":wake"
-
-
-def wake_channel(queue_name: str) -> str:
-    """The channel whose messages wake the idle workers of ``queue_name``."""
-    return queue_name + WAKE_CHANNEL_SUFFIX
-
-
-def connect_pool(settings: RedisSettings, *, default_queue_name: str) -> ArqRedis:
-    """An `ArqRedis` pool built from every setting `arq.create_pool` uses, minus its
-    start-up ping: it connects on first use and reconnects after Redis comes back, so the
-    app can start (and recover) while Redis is down.
-
-    With ``settings.sentinel`` it is arq's Sentinel pool (`Sentinel(...).master_for(...)`,
-    which asks the sentinels for the master on every new connection), plus what arq drops
-    there: the connect timeout, the retry settings (the worker's `WaitForRedis`), the pool
-    size and the TLS options. tests/integration/test_arq_interop.py fails if arq would
-    build its pool differently."""
-    if settings.sentinel:
-        pool = _sentinel_pool(settings)
-    else:
-        pool = ArqRedis(
-            host=settings.host,
-            port=settings.port,
-            unix_socket_path=settings.unix_socket_path,
-            socket_connect_timeout=settings.conn_timeout,
-            ssl=settings.ssl,
-            ssl_keyfile=settings.ssl_keyfile,
-            ssl_certfile=settings.ssl_certfile,
-            ssl_cert_reqs=settings.ssl_cert_reqs,
-            ssl_ca_certs=settings.ssl_ca_certs,
-            ssl_ca_data=settings.ssl_ca_data,
-            ssl_check_hostname=settings.ssl_check_hostname,
-            retry=settings.retry,
-            retry_on_timeout=settings.retry_on_timeout,
-            retry_on_error=settings.retry_on_error,
-            max_connections=settings.max_connections,
-            db=settings.database,
-            username=settings.username,
-            password=settings.password,
-            encoding="utf8",
-        )
-    pool.job_serializer = serialize
-    pool.job_deserializer = deserialize
-    pool.default_queue_name = default_queue_name
-    return pool
-
-
-def _sentinel_pool(settings: RedisSettings) -> ArqRedis:
-    if isinstance(settings.host, str):
-        raise ValueError("Redis Sentinel needs a list of (host, port) sentinels, not one host")
-    # What redis-py's Redis() does with these before it builds a pool; the TLS options only
-    # with ssl, since the plain connection class takes none of them.
-    tls = (
-        {
-            "ssl_keyfile": settings.ssl_keyfile,
-            "ssl_certfile": settings.ssl_certfile,
-            "ssl_cert_reqs": settings.ssl_cert_reqs,
-            "ssl_ca_certs": settings.ssl_ca_certs,
-            "ssl_ca_data": settings.ssl_ca_data,
-            "ssl_check_hostname": settings.ssl_check_hostname,
-        }
-        if settings.ssl
-        else {}
-    )
-    # The sentinels themselves get only the socket_* options (redis-py's default for
-    # sentinel_kwargs): no password, no TLS, as with arq, and no retry, so a sentinel that
-    # is down is skipped for the next one instead of being waited for.
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
-        settings.host,
-        ssl=settings.ssl,
-        socket_connect_timeout=settings.conn_timeout,
-        retry=settings.retry,
-        retry_on_timeout=settings.retry_on_timeout,
-        retry_on_error=list(settings.retry_on_error or ()),
-        db=settings.database,
-        username=settings.username,
-        password=settings.password,
-        encoding="utf8",
-        **tls,
-    )
-    pool: ArqRedis = sentinel.master_for(
-        settings.sentinel_master, redis_class=ArqRedis, max_connections=settings.max_connections
-    )
-    return pool
-
-
 class RedisArqQueue(ArqQueue):
     """Jobs in Redis, read and written the way arq's worker does."""
 
@@ -214,7 +127,10 @@ class RedisArqQueue(ArqQueue):
         async with self._redis(), self._pool.pipeline(transaction=False) as pipe:
             pipe.zadd(abort_jobs_ss, {job_id: timestamp_ms()})
             pipe.publish(wake_channel(queue), job_id)
-            await pipe.execute()
+            # A refused publish (ACL) only costs the wake-up: the request is stored.
+            replies = await pipe.execute(raise_on_error=False)
+        if isinstance(replies[0], Exception):
+            raise QueueUnavailable(replies[0])
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             async with self._redis():

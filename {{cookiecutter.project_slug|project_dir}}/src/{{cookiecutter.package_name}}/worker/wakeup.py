@@ -27,15 +27,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings
 from arq.constants import in_progress_key_prefix
 from arq.utils import timestamp_ms
 from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.client import PubSub
 from redis.asyncio.sentinel import SentinelConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
 
-from ..queue.redis import connect_pool, wake_channel
+from ..redis_pool import connect_pool, wake_channel
 from .reconnect import CappedBackoff
 
 __all__ = ["WakeUpRedis", "wake_up_pool"]
@@ -44,6 +47,9 @@ logger = logging.getLogger(__name__)
 
 # Connection settings the subscriber does not take from the pool.
 _POOL_RETRY_SETTINGS = ("retry", "retry_on_error", "retry_on_timeout")
+# A subscription quiet this long is pinged; one that does not answer within as long
+# again is dropped and renewed (a connection cut without a word, e.g. by a NAT).
+SUBSCRIBER_PING_S = 30.0
 
 
 class WakeUpRedis(ArqRedis):
@@ -63,15 +69,21 @@ class WakeUpRedis(ArqRedis):
         self._poller: asyncio.Task[Any] | None = None
         self._subscriber: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self._polled = False
+        self._answered = False
         self.wakeups = 0  # reads made because a signal came (for tests and debugging)
 
     def __bool__(self) -> bool:
-        """False until a queue read has been answered. arq's `Worker.close` skips its
-        clean-up (health key, on_shutdown, closing the pool) for a falsy pool, as for a
-        worker whose own pool never connected: so a worker stopped while it still waits
-        for Redis to answer at start-up exits at once and cleanly, as it did before."""
-        return self._polled
+        """False until Redis has answered a command (arq's first is its start-up INFO,
+        before on_startup). arq's `Worker.close` skips its clean-up (health key,
+        on_shutdown, closing the pool) for a falsy pool, as for a worker whose own pool
+        never connected: so a worker stopped while it still waits for Redis at start-up
+        exits at once and cleanly, as it did before; once started, it shuts down fully."""
+        return self._answered
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        answer = await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        self._answered = True
+        return answer
 
     async def zrangebyscore(
         self,
@@ -85,14 +97,11 @@ class WakeUpRedis(ArqRedis):
     ) -> Any:
         read = super().zrangebyscore
         if not self._is_worker_poll(name, min, num, withscores) or not self.idle_poll_interval:
-            answer = await read(name, min, max, start, num, withscores, score_cast_func)
-            self._polled = True
-            return answer
+            return await read(name, min, max, start, num, withscores, score_cast_func)
         # Cleared before the read: a signal that comes between the read and the
         # wait is not lost, the wait then ends at once.
         self._wake.clear()
         job_ids: list[bytes] = await read(name, min, max, start, num)
-        self._polled = True
         if job_ids and not await self._all_running(job_ids):
             return job_ids
         try:
@@ -121,7 +130,7 @@ class WakeUpRedis(ArqRedis):
     async def stop_listening(self) -> None:
         """Stop the subscriber task (arq's shutdown closes the pool, which calls this)."""
         subscriber, self._subscriber, self._poller = self._subscriber, None, None
-        self._polled = False
+        self._answered = False
         if subscriber is not None:
             _cancel(subscriber)
             await asyncio.gather(subscriber, return_exceptions=True)
@@ -161,12 +170,13 @@ class WakeUpRedis(ArqRedis):
                 try:
                     async with client.pubsub() as pubsub:
                         await pubsub.subscribe(channel)
-                        async for message in pubsub.listen():
-                            if message["type"] == "subscribe" and failures:
+                        async for kind in _messages(pubsub):
+                            if kind == "subscribe" and failures:
                                 logger.info("wake-up signals are back on %s", channel)
                                 failures = 0
-                            # Subscribed (nothing sent before counted) or a signal: read now.
-                            self._wake.set()
+                            if kind in ("subscribe", "message"):
+                                # Subscribed (nothing sent before counted) or a signal: read now.
+                                self._wake.set()
                 except Exception as error:  # lost, for whatever reason: subscribe again
                     failures += 1
                     delay = backoff.compute(failures)
@@ -181,6 +191,23 @@ class WakeUpRedis(ArqRedis):
                     await asyncio.sleep(delay)
         finally:
             await client.aclose(close_connection_pool=True)
+
+
+async def _messages(pubsub: PubSub) -> AsyncIterator[str]:
+    """The kinds of the messages ``pubsub`` receives ("subscribe", "message", "pong");
+    a quiet subscription is pinged, and ConnectionError raised if the ping gets no
+    answer: `PubSub.listen` alone would wait forever on a connection cut silently."""
+    pinged = False
+    while True:
+        message = await pubsub.get_message(timeout=SUBSCRIBER_PING_S)
+        if message is not None:
+            pinged = False
+            yield str(message["type"])
+        elif pinged:
+            raise RedisConnectionError(f"no answer to a ping in {SUBSCRIBER_PING_S:g} s")
+        else:
+            await pubsub.ping()
+            pinged = True
 
 
 def _cancel(task: asyncio.Task[None]) -> None:
@@ -198,6 +225,7 @@ def _new_pool(pool: ConnectionPool, *, subscriber: bool = False) -> ConnectionPo
     if subscriber:
         for name in _POOL_RETRY_SETTINGS:
             kwargs.pop(name, None)
+        kwargs["socket_keepalive"] = True
     kwargs["connection_class"] = pool.connection_class
     kwargs["max_connections"] = 1 if subscriber else pool.max_connections
     if isinstance(pool, SentinelConnectionPool):
