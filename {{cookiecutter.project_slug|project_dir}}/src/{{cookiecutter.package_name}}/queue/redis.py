@@ -56,6 +56,8 @@ if ARGV[5] ~= '' then
 end
 return 1
 """
+
+
 class RedisArqQueue(ArqQueue):
     """Jobs in Redis, read and written the way arq's worker does."""
 
