@@ -34,6 +34,8 @@ from .support import (
 )
 
 PASSWORD = "sentinel-Secret-pa55word"
+# The default queue's wake-up channel (redis_pool.wake_channel in the generated project).
+WAKE_CHANNEL = "arq:queue:wake"
 API_TOKEN = "sentinel-api-token-0123456789"
 MASTER_NAME = "mymaster"
 DOWN_AFTER_MS = 1000
@@ -276,6 +278,15 @@ def test_failover_under_load(
         assert result.returncode == 0, result.stdout + result.stderr
         assert re.search(r"redis\+sentinel://@?127\.0\.0\.1", text), (
             "the worker logs its DSN without the password"
+        )
+        assert PASSWORD not in text
+        assert PASSWORD not in api_process.text()
+        # The worker's wake-up subscription followed the master (else the worker would
+        # silently fall back to reading every idle interval).
+        wait_until(
+            lambda: new_master.pubsub_numsub(WAKE_CHANNEL)[0][1] == 1,
+            15,
+            "the worker subscribes to its wake-up channel on the new master",
         )
 
         # A switchover with both servers up: the old master comes back as a replica, then
