@@ -22,6 +22,7 @@ import yaml
 
 from tests.support import Process, free_port, run, wait_for_port
 
+from .in_venv.procstats import cpu_seconds
 from .stats import paired_ratio, take_turns
 from .workspace import API_TOKEN, Workspace
 
@@ -52,11 +53,6 @@ def servers(ws: Workspace) -> dict[str, tuple[str, str, tuple[str, ...]]]:
         "no_redis_ceiling": ("minimal_app:create_app", "/noop", ()),
         "template_asyncio_h11": (template, "/jobs/ping", ("--loop", "asyncio", "--http", "h11")),
     }
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def children_cpu_seconds() -> float:

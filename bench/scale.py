@@ -50,7 +50,9 @@ def measure(ws: Workspace, jobs: int, repeats: int) -> dict[str, Any]:
                 for count in take_turns(list(WORKER_COUNTS), round_):
                     cpu = time.process_time()  # the upstream's threads are this process's work
                     name = f"scale-{function}-{count}"
-                    figures = drain_figures(ws, name, argv, serializer, jobs, env, count, function)
+                    figures = drain_figures(
+                        ws, name, argv, serializer, jobs, env, count, function, wake_subscribers=True
+                    )
                     rate = figures["jobs_per_s"]
                     samples[function][count].append(rate)
                     busy = {"workers": figures["workers_cores"], "redis": figures["redis_cores"]}

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -225,6 +225,32 @@ def wait_for_port(port: int, process: subprocess.Popen[Any] | None = None, timeo
             raise AssertionError(f"{process.args!r} exited {process.returncode} before listening")
         time.sleep(0.05)
     raise AssertionError(f"nothing listens on port {port} after {timeout} s")
+
+
+def wait_until(
+    condition: Callable[[], Any],
+    timeout: float,
+    what: str,
+    *processes: Process,
+    interval: float = 0.1,
+    ignore: tuple[type[Exception], ...] = (),
+) -> None:
+    """Wait until `condition()` is true, `what` naming it in a failure: fails as soon as one
+    of `processes` ends, or after `timeout` s, with their logs' tails. A condition raising
+    one of `ignore` (e.g. a server not answering yet) counts as false."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if condition():
+                return
+        except ignore:
+            pass
+        for process in processes:
+            assert process.popen.poll() is None, f"{what}: {process.log.name} ended\n{process.text()[-3000:]}"
+        assert time.monotonic() < deadline, f"{what}: not after {timeout} s\n" + "\n".join(
+            f"--- {process.log.name}\n{process.text()[-3000:]}" for process in processes
+        )
+        time.sleep(interval)
 
 
 def wait_until_healthy(client: httpx.Client, process: Process, timeout: float = 30) -> None:

@@ -14,13 +14,21 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from .support import DEFAULT_PACKAGE, Process, RedisServer, app_env, dockerfile_cmd, running_redis
+from .support import (
+    DEFAULT_PACKAGE,
+    Process,
+    RedisServer,
+    app_env,
+    dockerfile_cmd,
+    running_redis,
+    wait_until,
+)
 
 IN_VENV = Path(__file__).resolve().parent / "in_venv"
 API_TOKEN = "many-workers-token-0123456789"
@@ -72,17 +80,6 @@ def workers(
     finally:
         for worker in started:
             worker.stop(signal.SIGTERM)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str, *workers: Process) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        for worker in workers:
-            assert worker.popen.poll() is None, f"{what}: a worker exited\n{worker.text()[-3000:]}"
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s\n" + "\n".join(
-            w.text()[-2000:] for w in workers
-        )
-        time.sleep(0.1)
 
 
 def enqueue(env: dict[str, str], jobs: int, hold_s: float, keys: int) -> None:

@@ -21,8 +21,9 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,10 @@ from .support import (
     wait_for_port,
     worker_starter,
 )
+from .support import wait_until as wait_while_running
+
+# Prometheus or the API not answering yet is a "not yet".
+wait_until = partial(wait_while_running, interval=0.2, ignore=(httpx.TransportError,))
 
 API_TOKEN = "observability-token-0123456789"
 QUEUE = "arq:queue"
@@ -362,22 +367,6 @@ def running_prometheus(config: dict[str, Any], workdir: Path) -> Iterator[httpx.
     finally:
         client.close()
         process.stop()
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str, *processes: Process) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if condition():
-                return
-        except httpx.TransportError:
-            pass
-        for process in processes:
-            assert process.popen.poll() is None, f"{what}: {process.log.name} ended\n{process.text()}"
-        assert time.monotonic() < deadline, f"{what}: not after {timeout} s\n" + "\n".join(
-            f"--- {process.log.name}\n{process.text()[-3000:]}" for process in processes
-        )
-        time.sleep(0.2)
 
 
 def query(prometheus: httpx.Client, expr: str) -> list[dict[str, Any]]:

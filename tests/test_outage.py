@@ -26,6 +26,7 @@ from .support import (
     running_api,
     running_redis,
     serve_upstream,
+    wait_until,
     worker_starter,
 )
 
@@ -100,17 +101,6 @@ def check(default_project: Path, env: dict[str, str]) -> Callable[[], int]:
         return subprocess.run(command, env=env, capture_output=True, timeout=30, check=False).returncode
 
     return run
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str, *processes: Process) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        for process in processes:
-            assert process.popen.poll() is None, f"{what}: the worker exited\n{process.text()}"
-        assert time.monotonic() < deadline, f"{what}: not after {timeout} s\n" + "\n".join(
-            p.text()[-3000:] for p in processes
-        )
-        time.sleep(0.1)
 
 
 def logged(process: Process, text: str) -> bool:

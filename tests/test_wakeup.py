@@ -3,14 +3,14 @@ started with the Dockerfile's exact CMD. Measures the pickup latency of an idle 
 (HTTP enqueue -> job start, 50 jobs) and what an idle worker costs Redis and the CPU, beside
 the same worker polling (WORKER_IDLE_POLL_INTERVAL=0, i.e. arq's poll every poll_delay).
 
-Asserted only what proves the mechanism: with a 2 s idle poll interval, jobs start far
-sooner than 2 s; an idle worker reads Redis at its interval, not every poll_delay. The
-figures are printed (`pytest -s`)."""
+Asserted only what proves the mechanism, on statistics a stall or two of a shared machine
+does not move: with a 0.9 s idle poll interval (the longest the settings allow beside a
+0.05 s poll_delay: the two stay under 1 s, so arq's health key never lapses), the median
+job starts within 0.1 s and nine in ten within half the interval; an idle worker
+reads Redis at its interval, not every poll_delay. The figures are printed (`pytest -s`)."""
 
 from __future__ import annotations
 
-import math
-import os
 import random
 import statistics
 import time
@@ -23,6 +23,8 @@ from typing import Any
 import httpx
 import pytest
 import redis
+
+from bench.in_venv.procstats import calls_between, command_calls, cpu_seconds, percentile
 
 from .support import (
     DEFAULT_PREFIX,
@@ -37,7 +39,9 @@ from .support import (
 API_TOKEN = "wakeup-api-token-0123456789"
 QUEUE = "arq:queue"
 JOBS = 50
-IDLE_S = 10.0
+IDLE_S = 5.0
+POLL_DELAY = "0.05"
+LONG_INTERVAL = "0.9"
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +52,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 @pytest.fixture(scope="module")
 def env(project_venv: Path, redis_server: RedisServer) -> dict[str, str]:
-    return app_env(project_venv, redis_server.url, API_TOKEN, WORKER_HEALTH_CHECK_INTERVAL="30")
+    return app_env(
+        project_venv,
+        redis_server.url,
+        API_TOKEN,
+        WORKER_HEALTH_CHECK_INTERVAL="30",
+        WORKER_POLL_DELAY=POLL_DELAY,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -131,35 +141,20 @@ def complete(api: httpx.Client, location: str) -> dict[str, Any]:
 def idle_cost(client: redis.Redis, worker: Process) -> tuple[float, float, dict[str, int]]:
     """Redis commands a second (INFO excluded), CPU % of one core, and the commands, of a
     worker left idle for IDLE_S seconds; nothing else uses this Redis meanwhile."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    stat = Path(f"/proc/{worker.popen.pid}/stat")
-
-    def cpu() -> float:
-        fields = stat.read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
-
-    def calls() -> dict[str, int]:
-        return {
-            name.removeprefix("cmdstat_"): int(value["calls"])
-            for name, value in client.info("commandstats").items()
-            if name != "cmdstat_info"
-        }
-
-    calls_before, cpu_before, started = calls(), cpu(), time.monotonic()
+    pid = worker.popen.pid
+    calls_before = command_calls(client.info("commandstats"))
+    cpu_before, started = cpu_seconds(pid), time.monotonic()
     time.sleep(IDLE_S)
-    calls_after, cpu_after, took = calls(), cpu(), time.monotonic() - started
-    commands = {
-        name: count - calls_before.get(name, 0)
-        for name, count in calls_after.items()
-        if count != calls_before.get(name, 0)
-    }
+    calls_after = command_calls(client.info("commandstats"))
+    cpu_after, took = cpu_seconds(pid), time.monotonic() - started
+    commands = calls_between(calls_before, calls_after)
     return sum(commands.values()) / took, 100 * (cpu_after - cpu_before) / took, commands
 
 
 def summary(name: str, latencies: list[float]) -> str:
-    ms = sorted(1000 * value for value in latencies)
-    p99 = ms[math.ceil(0.99 * len(ms)) - 1]  # nearest rank: the largest of 50
-    return f"{name}: p50 {statistics.median(ms):.1f} ms, p99 {p99:.1f} ms, max {ms[-1]:.1f} ms"
+    ms = [1000 * value for value in latencies]
+    p50, p90, p99 = (percentile(ms, share) for share in (0.5, 0.9, 0.99))
+    return f"{name}: p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms, max {max(ms):.1f} ms"
 
 
 def measure(
@@ -182,10 +177,12 @@ def measure(
 def test_an_idle_worker_is_woken_by_the_enqueue_and_costs_little(
     api: httpx.Client, client: redis.Redis, start_worker: Callable[[str], Process]
 ) -> None:
-    # A long interval: only a wake-up signal starts jobs quickly.
-    woken, _ = measure("2", api, client, start_worker)
-    assert statistics.median(woken) < 0.2, woken
-    assert max(woken) < 1.5, woken
+    # A long interval: only a wake-up signal starts jobs quickly. Each job comes 0.05-0.25 s
+    # after the last one ended, when the worker has just begun waiting, so a worker reading
+    # only at its interval would start it about 0.6-0.85 s later.
+    woken, _ = measure(LONG_INTERVAL, api, client, start_worker)
+    assert statistics.median(woken) < 0.1, woken
+    assert percentile(woken, 0.9) < 0.45, woken
     # The default: an idle worker reads Redis every 0.5 s, about 10 commands a second.
     default, commands_per_s = measure("0.5", api, client, start_worker)
     assert commands_per_s < 15

@@ -4,12 +4,13 @@ Run with the generated project's venv python:
 
     drain_probe.py tuned-settings <module.WorkerSettings>
     drain_probe.py drain --redis-url URL --jobs N [--serializer module] [--log F]
-        [--workers K] [--function ping|sync_invoice] -- <worker argv>
+        [--workers K] [--function ping|sync_invoice] [--wake-subscribers] -- <worker argv>
 
 `drain` empties the Redis database, enqueues N jobs deferred far ahead, starts K
-workers with the given argv, waits until each holds its connection to Redis, makes
-every job due at once, waits until every job has a result, stops the workers with
-SIGTERM, and prints JSON. Throughput is N over the span between the first job's
+workers with the given argv, waits until each is connected to Redis (and, with
+--wake-subscribers, subscribed to its wake-up channel), makes every job due at once
+(and signals the wake-up channel), waits until every job has a result, stops the
+workers with SIGTERM, and prints JSON. Throughput is N over the span between the first job's
 start and the last job's finish, both stamped by the workers in arq's results,
 so neither the workers' import time nor this probe's polling counts, and all K
 workers take the jobs from the start.
@@ -21,7 +22,6 @@ import argparse
 import asyncio
 import importlib
 import json
-import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -33,6 +33,7 @@ from arq.connections import RedisSettings
 from arq.constants import default_queue_name, result_key_prefix
 from arq.jobs import JobResult, deserialize_result
 from arq.utils import import_string, timestamp_ms
+from procstats import cpu_seconds
 
 ENQUEUE_BATCH = 200
 READ_BATCH = 1000
@@ -40,6 +41,10 @@ READ_BATCH = 1000
 HELD_S = 3600
 # After the last worker connected: time for its startup hook before the jobs are due.
 START_MARGIN_S = 0.5
+# The pub/sub channel the generated worker waits on when idle: its queue's name + ":wake"
+# (`wake_channel` of the generated project's queue module). Spelled out, not imported:
+# this probe also runs bare arq, and stays apart from the project's module layout.
+WAKE_CHANNEL = default_queue_name + ":wake"
 
 Serializer = Callable[[dict[str, Any]], bytes]
 Deserializer = Callable[[bytes], dict[str, Any]]
@@ -78,24 +83,42 @@ async def client_ids(pool: ArqRedis) -> set[int]:
     return {int(client["id"]) for client in await pool.client_list()}
 
 
-async def wait_for_connections(
-    pool: ArqRedis, before: set[int], workers: list[subprocess.Popen[bytes]], timeout: float
+async def wake_subscribers(pool: ArqRedis) -> int:
+    ((_, count),) = await pool.pubsub_numsub(WAKE_CHANNEL)
+    return int(count)
+
+
+async def wait_for_workers(
+    pool: ArqRedis,
+    before: set[int],
+    workers: list[subprocess.Popen[bytes]],
+    subscribed: bool,
+    timeout: float,
 ) -> None:
-    """Until there is a new Redis connection per worker: an idle arq worker holds exactly one."""
+    """Until every worker is up: connected and, with `subscribed`, waiting for wake-up signals.
+
+    Counted from outside (CLIENT LIST names no process; the workers name no connection):
+    a bare arq worker holds one connection from its start-up on, so K new connections
+    mean K workers (this probe's own connection was open before `before`). The generated
+    worker holds two once it has read its queue, its pool's and its subscriber's on
+    WAKE_CHANNEL (opened at that first read): there K new connections may be K/2 workers.
+    K subscribers to WAKE_CHANNEL are K workers that have read their queue, with 2K
+    connections.
+    """
+    per_worker = 2 if subscribed else 1
     deadline = time.monotonic() + timeout
-    while len(await client_ids(pool) - before) < len(workers):
+    while (
+        len(await client_ids(pool) - before) < per_worker * len(workers)
+        or subscribed
+        and await wake_subscribers(pool) < len(workers)
+    ):
         if any(worker.poll() is not None for worker in workers):
             raise RuntimeError("a worker exited before it connected")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{len(workers)} workers did not connect in {timeout:.0f} s")
+            what = "subscribed to " + WAKE_CHANNEL if subscribed else "connected"
+            raise RuntimeError(f"{len(workers)} workers were not all {what} in {timeout:.0f} s")
         await asyncio.sleep(0.05)
     await asyncio.sleep(START_MARGIN_S)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a live process (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def redis_cpu_seconds(pool: ArqRedis) -> float:
@@ -107,6 +130,10 @@ async def make_due(pool: ArqRedis, job_ids: list[str]) -> None:
     """Move every held job to now in the queue (arq reads a job's run time from its score)."""
     now = timestamp_ms()
     await pool.zadd(default_queue_name, dict.fromkeys(job_ids, now), xx=True)
+    # The generated worker, idle, reads its queue on a wake-up signal or every
+    # idle_poll_interval (0.5 s): signal it, as its own enqueue does. No one listens
+    # to this channel in bare arq, where PUBLISH costs a round trip and nothing else.
+    await pool.publish(WAKE_CHANNEL, "drain")
 
 
 async def wait_for_results(
@@ -152,7 +179,7 @@ async def drain(args: argparse.Namespace) -> dict[str, Any]:
                 for _ in range(args.workers)
             ]
             try:
-                await wait_for_connections(pool, before, workers, timeout=60)
+                await wait_for_workers(pool, before, workers, args.wake_subscribers, timeout=60)
                 cpu = (sum(cpu_seconds(w.pid) for w in workers), await redis_cpu_seconds(pool))
                 due = time.monotonic()
                 await make_due(pool, job_ids)
@@ -200,6 +227,11 @@ def main() -> None:
     run.add_argument("--log", required=True)
     run.add_argument("--workers", type=int, default=1, help="worker processes (1)")
     run.add_argument("--function", choices=("ping", "sync_invoice"), default="ping")
+    run.add_argument(
+        "--wake-subscribers",
+        action="store_true",
+        help=f"the workers subscribe to {WAKE_CHANNEL} when they poll (the generated worker)",
+    )
     run.add_argument("worker", nargs="+")
     args = parser.parse_args()
     if args.command == "tuned-settings":

@@ -6,7 +6,8 @@ and bare arq (tuned) in the same rounds, the systems taking turns. A peer that c
 installed or run is recorded as {"error": ...}, never left out.
 
 The modules in this directory other than this one run inside those venvs, imported as
-top-level modules (PYTHONPATH=bench/peers), not as this package.
+top-level modules (PYTHONPATH=bench/peers, with bench/in_venv for procstats.py), not as
+this package.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tests.support import clean_env, run
 from ..drain import tuned_settings
 from ..latency import PEERS_DIR, arq_env, medians, run_probe
 from ..stats import paired_ratio, take_turns
-from ..workspace import Workspace
+from ..workspace import IN_VENV, Workspace
 
 REQUIREMENTS = PEERS_DIR / "requirements"
 # Each peer's distributions whose versions the report names.
@@ -79,7 +80,8 @@ def install_all(
 
 def peer_env(python: Path) -> dict[str, str]:
     """The probe's environment: the peer's venv first on PATH (its worker command is there)."""
-    return clean_env(PATH=f"{python.parent}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(PEERS_DIR))
+    path = f"{python.parent}{os.pathsep}{os.environ['PATH']}"
+    return clean_env(PATH=path, PYTHONPATH=f"{PEERS_DIR}{os.pathsep}{IN_VENV}")
 
 
 def measure(ws: Workspace, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:

@@ -56,6 +56,10 @@ class System(ListSystem):
         self.pool: ArqRedis | None = None
         self.queue: Any = None
         self.notifications: PubSub | None = None
+        # The server's notify-keyspace-events before start_latency set it, restored by
+        # close(): the systems measured after this one on the same Redis would pay for
+        # the notifications otherwise.
+        self.keyspace_events: str | None = None
 
     async def connect(self) -> None:
         settings = RedisSettings.from_dsn(self.redis_url)
@@ -76,7 +80,11 @@ class System(ListSystem):
         if self.notifications is not None:
             await self.notifications.aclose()
         if self.pool is not None:
-            await self.pool.aclose()
+            try:
+                if self.keyspace_events is not None:
+                    await self.pool.config_set("notify-keyspace-events", self.keyspace_events)
+            finally:
+                await self.pool.aclose()
 
     async def enqueue(self) -> str:
         if self.queue is not None:
@@ -106,7 +114,10 @@ class System(ListSystem):
     async def start_latency(self, redis: Redis) -> float:
         db = redis.connection_pool.connection_kwargs.get("db", 0)
         if self.notifications is None:
-            await redis.config_set("notify-keyspace-events", "K$")
+            assert self.pool is not None
+            config = await self.pool.config_get("notify-keyspace-events")
+            self.keyspace_events = config["notify-keyspace-events"]
+            await self.pool.config_set("notify-keyspace-events", "K$")
             self.notifications = redis.pubsub()
             await self.notifications.psubscribe(f"__keyspace@{db}__:{retry_key_prefix}*")
         before = time.time()

@@ -40,6 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from procstats import command_calls, percentile, process_tree_cpu_seconds
 from redis.asyncio import Redis
 
 STARTED_KEY = "bench:started"
@@ -142,37 +143,15 @@ async def wait_until(
         await asyncio.sleep(0.05)
 
 
-def process_tree_cpu_s(pid: int) -> float:
-    """utime + stime of `pid` and its descendants (some workers fork a child), in seconds."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue  # ended while we looked
-        child = int(stat.parent.name)
-        parents[child] = int(fields[1])
-        times[child] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    tree = {pid}
-    grew = True
-    while grew:
-        found = {child for child, parent in parents.items() if parent in tree} - tree
-        tree |= found
-        grew = bool(found)
-    return sum(times.get(member, 0.0) for member in tree)
-
-
-async def command_calls(redis: Redis) -> int:
+async def command_count(redis: Redis) -> int:
     """Redis commands run so far, INFO left out (the probe's own)."""
-    stats = await redis.info("commandstats")
-    return sum(int(value["calls"]) for name, value in stats.items() if name != "cmdstat_info")
+    return sum(command_calls(await redis.info("commandstats")).values())
 
 
 async def idle_cost(redis: Redis, worker: subprocess.Popen[bytes], seconds: float) -> dict[str, float]:
-    calls, cpu, started = await command_calls(redis), process_tree_cpu_s(worker.pid), time.monotonic()
+    calls, cpu, started = await command_count(redis), process_tree_cpu_seconds(worker.pid), time.monotonic()
     await asyncio.sleep(seconds)
-    calls_after, cpu_after = await command_calls(redis), process_tree_cpu_s(worker.pid)
+    calls_after, cpu_after = await command_count(redis), process_tree_cpu_seconds(worker.pid)
     elapsed = time.monotonic() - started
     if worker.poll() is not None:
         raise RuntimeError(f"the worker exited with {worker.returncode} while idle")
@@ -180,12 +159,6 @@ async def idle_cost(redis: Redis, worker: subprocess.Popen[bytes], seconds: floa
         "idle_redis_commands_per_s": (calls_after - calls) / elapsed,
         "idle_cpu": (cpu_after - cpu) / elapsed,
     }
-
-
-def percentile(values: list[float], share: float) -> float:
-    """The nearest-rank percentile (the value below which `share` of them lie)."""
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(share * len(ordered)) - 1))]
 
 
 def load_system(spec: str, redis_url: str) -> ListSystem:
