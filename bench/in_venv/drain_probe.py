@@ -51,10 +51,19 @@ Deserializer = Callable[[bytes], dict[str, Any]]
 
 
 def tuned_settings(path: str) -> dict[str, Any]:
-    """The throughput settings of a WorkerSettings class, as BareTuned reads them."""
+    """The throughput settings of a WorkerSettings class, as BareTuned reads them.
+
+    The generated worker's `poll_delay` is 0: with its wake-up, a worker that finds nothing
+    to start waits for a signal. Bare arq has no such wait (at 0 it would read Redis in a
+    busy loop), so it gets the delay the generated worker polls with when its wake-up is
+    off (`Config.worker_poll_delay`, beside WorkerSettings in its module).
+    """
     settings = import_string(path)
     names = ("poll_delay", "max_jobs", "queue_read_limit", "job_timeout", "keep_result")
-    return {name: getattr(settings, name) for name in names}
+    tuned = {name: getattr(settings, name) for name in names}
+    if not tuned["poll_delay"]:
+        tuned["poll_delay"] = importlib.import_module(settings.__module__).config.worker_poll_delay
+    return tuned
 
 
 def serializers(module: str | None) -> tuple[Serializer | None, Deserializer | None]:

@@ -34,10 +34,14 @@ from redis.asyncio.client import PubSub
 
 DESCRIPTIONS = {
     "template": (
-        "the generated worker as its Dockerfile runs it (its WorkerSettings: poll_delay 0.05 s,"
-        " max_jobs 100), jobs enqueued with the project's RedisArqQueue"
+        "the generated worker as its Dockerfile runs it (its WorkerSettings: max_jobs 100, an idle"
+        " worker waits for the enqueue's wake-up signal, reading at least every 0.5 s), jobs"
+        " enqueued with the project's RedisArqQueue, which sends the signal"
     ),
-    "bare_tuned": "bare arq WorkerSettings with the generated worker's poll and concurrency settings",
+    "bare_tuned": (
+        "bare arq WorkerSettings with the generated worker's concurrency settings, polling every"
+        " 0.05 s (the generated worker's poll_delay without its wake-up)"
+    ),
     "bare_defaults": "bare arq WorkerSettings with arq's defaults (poll_delay 0.5 s, max_jobs 10)",
 }
 
