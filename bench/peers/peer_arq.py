@@ -108,7 +108,7 @@ class System(ListSystem):
         """The first job's start and the last one's finish, as the worker stamped them."""
         assert self.pool is not None and self.pool.default_queue_name == default_queue_name
         keys = [result_key_prefix + job_id for job_id in self.job_ids]
-        await wait_for_results(self.pool, keys, worker, timeout)
+        await wait_for_results(self.pool, keys, [worker], timeout)
         results = await read_results(self.pool, keys, self.deserialize)
         if failed := [result for result in results if not result.success]:
             raise RuntimeError(f"{len(failed)} jobs failed, e.g. {failed[0].result!r}")
