@@ -259,6 +259,31 @@ async def test_an_idle_worker_reads_its_queue_once_an_interval(
     assert 2 <= polls <= 6, polls
 
 
+async def test_running_jobs_are_not_claimed_again_while_the_worker_waits(
+    redis_config: Config, queue_name: str, queue: RedisArqQueue
+) -> None:
+    """Running jobs stay in the queue: a worker that reads only those waits, and does not
+    hand them to arq's claim (a WATCH and three more commands a job) every interval."""
+    runs = Runs()
+    admin = sync_client(redis_config)
+    async with running_workers(redis_config, queue_name, runs, interval=0.2):
+        # Five: below max_jobs (arq's 10 here), or arq would not read at all.
+        jobs = await asyncio.gather(*(queue.enqueue("record", 3.0) for _ in range(5)))
+        for job in jobs:
+            await runs.started_at(job.id, WOKEN_WITHIN_S * 3)
+        await asyncio.sleep(0.1)
+        before = _watch_calls(admin)
+        await asyncio.sleep(1.0)  # five intervals with five jobs running
+        watches = _watch_calls(admin) - before
+    admin.close()
+    assert watches == 0
+
+
+def _watch_calls(client: Any) -> int:
+    stats: dict[str, dict[str, int]] = client.info("commandstats")
+    return stats.get("cmdstat_watch", {}).get("calls", 0)
+
+
 async def test_a_refused_publish_costs_only_the_wake_up(
     redis_config: Config, queue_name: str
 ) -> None:

@@ -6,9 +6,11 @@ arq's worker reads its queue every ``poll_delay`` (``Worker._poll_iteration``:
 that read finds nothing to start (no due job, or only jobs that have started,
 here or in another worker: a job stays in the queue until it ends, and its
 in-progress key says it started), it waits until a wake-up signal comes or
-``idle_poll_interval`` passes, reads again on a signal, and returns; arq then
-goes on as usual (abort requests, health key, cron). A read that finds a job
-to start returns at once, so draining a queue is not slowed.
+``idle_poll_interval`` passes, reads again on a signal, and returns the jobs
+it can start (none, rather than started ones that arq's claim would check one
+by one and skip); arq then goes on as usual (abort requests, health key, cron).
+A read that finds a job to start returns at once, so draining a queue is not
+slowed.
 
 The signal is a Redis pub/sub message on `wake_channel` (``<queue>:wake``),
 which the enqueue script of `RedisArqQueue` publishes in the same round trip
@@ -108,9 +110,14 @@ class WakeUpRedis(ArqRedis):
             async with asyncio.timeout(self.idle_poll_interval):
                 await self._wake.wait()
         except TimeoutError:
-            return job_ids  # arq reads again in its next iteration
+            # Nothing to start (arq's claim skips a job whose in-progress key exists, after
+            # four commands each): arq goes on (aborts, health key, cron) and reads again.
+            return []
         self.wakeups += 1
-        return await read(name, min, timestamp_ms(), start, num)
+        job_ids = await read(name, min, timestamp_ms(), start, num)
+        if job_ids and await self._all_running(job_ids):
+            return []
+        return job_ids
 
     async def _all_running(self, job_ids: list[bytes]) -> bool:
         """Whether every job read has started (here or in another worker): a job stays
