@@ -74,6 +74,8 @@ def test_unix_socket() -> None:
         ("redis://localhost:99999", "invalid port"),
         ("redis://localhost:port", "invalid port"),
         ("redis://localhost:0", "invalid port: 0"),
+        ("redis://localhost?db=", "needs a value"),
+        ("redis+sentinel://s1/mymaster?db=", "needs a value"),
         ("redis://", "needs a host"),
         ("redis://localhost/abc", "non-negative integer"),
         ("redis://localhost/-1", "non-negative integer"),

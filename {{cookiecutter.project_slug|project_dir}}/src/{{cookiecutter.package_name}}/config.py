@@ -21,6 +21,9 @@ __all__ = ["ArqMode", "Config", "LogFormat", "get_config"]
 Seconds = Annotated[float, Field(ge=0)]
 # arq's health key expires this long after health_check_interval (arq.worker.Worker.record_health).
 HEALTH_KEY_MARGIN_S = 1.0
+# The shortest pause between an idle worker's reads: below it, a worker costs Redis hundreds
+# of commands a second for latency the wake-up gives anyway.
+MIN_PAUSE_S = 0.01
 {%- if cookiecutter.api_auth == "token" %}
 MIN_TOKEN_LENGTH = 16
 {%- endif %}
@@ -124,10 +127,10 @@ class Config(BaseSettings):
                 f" {HEALTH_KEY_MARGIN_S:g} s: arq rewrites its health key between reads, and"
                 " the key outlives health_check_interval by only that much"
             )
-        if not longest_pause:
+        if longest_pause < MIN_PAUSE_S:
             raise ValueError(
-                "worker_poll_delay must be above 0 when worker_idle_poll_interval is 0:"
-                " the worker would read Redis in a busy loop"
+                "worker_idle_poll_interval (or, when it is 0, worker_poll_delay) must be at"
+                f" least {MIN_PAUSE_S:g} s: the worker would read Redis in a busy loop"
             )
         return self
 

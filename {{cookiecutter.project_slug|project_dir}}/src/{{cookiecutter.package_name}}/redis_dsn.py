@@ -161,6 +161,8 @@ def _parse_query(query: str, *, tls: bool) -> dict[str, str]:
 
 
 def _database(path: str, query: dict[str, str]) -> int:
+    if query.get("db") == "":
+        raise InvalidRedisDsn("?db= needs a value (a non-negative integer)")
     path_db = path.strip("/")
     values = {value for value in (path_db, query.get("db")) if value}
     if len(values) > 1:

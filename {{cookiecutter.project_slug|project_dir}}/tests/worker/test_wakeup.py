@@ -128,6 +128,10 @@ def test_idle_reads_come_often_enough_to_keep_arqs_health_key() -> None:
         make_config(worker_idle_poll_interval=0, worker_poll_delay=1)
     with pytest.raises(ValidationError, match="busy loop"):
         make_config(worker_idle_poll_interval=0, worker_poll_delay=0)
+    with pytest.raises(ValidationError, match="busy loop"):
+        make_config(worker_idle_poll_interval=0, worker_poll_delay=0.001)
+    with pytest.raises(ValidationError, match="busy loop"):
+        make_config(worker_idle_poll_interval=0.001)
 
 
 class QuietPubSub:
