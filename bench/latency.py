@@ -48,10 +48,15 @@ def run_probe(
 
 
 def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The median of every figure over the rounds; text (the description) as it is."""
+    """The median of every figure over the rounds, the largest of every count (such as
+    starts_beyond_jobs); text (the description) as it is."""
     first = runs[0]
     return {
-        key: statistics.median(run[key] for run in runs) if isinstance(value, float) else value
+        key: statistics.median(run[key] for run in runs)
+        if isinstance(value, float)
+        else max(run[key] for run in runs)
+        if isinstance(value, int)
+        else value
         for key, value in first.items()
     }
 

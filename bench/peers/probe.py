@@ -189,6 +189,11 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 await system.start_latency(redis)
             await asyncio.sleep(1)  # let the drain's last work settle
             results |= await idle_cost(redis, worker, args.idle_seconds)
+            # Starts stamped after the drain's count was reached: jobs run twice (or a
+            # worker's own late work). Left in the list, the latency part would read them
+            # as its own jobs' starts (seen once for saq: a p50 of -81 ms).
+            results["starts_beyond_jobs"] = await redis.llen(STARTED_KEY)
+            await redis.delete(STARTED_KEY)
             latencies = []
             for _ in range(args.latency_jobs):
                 await asyncio.sleep(random.uniform(*GAP_S))
