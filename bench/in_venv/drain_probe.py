@@ -35,6 +35,8 @@ from arq.jobs import JobResult, deserialize_result
 from arq.utils import import_string, timestamp_ms
 from procstats import cpu_seconds
 
+# Bare arq's tuned poll pace (see tuned_settings).
+TUNED_POLL_DELAY_S = 0.05
 ENQUEUE_BATCH = 200
 READ_BATCH = 1000
 # Jobs wait this far ahead until the workers are up; then they are all made due.
@@ -53,16 +55,15 @@ Deserializer = Callable[[bytes], dict[str, Any]]
 def tuned_settings(path: str) -> dict[str, Any]:
     """The throughput settings of a WorkerSettings class, as BareTuned reads them.
 
-    The generated worker's `poll_delay` is 0: with its wake-up, a worker that finds nothing
-    to start waits for a signal. Bare arq has no such wait (at 0 it would read Redis in a
-    busy loop), so it gets the delay the generated worker polls with when its wake-up is
-    off (`Config.worker_poll_delay`, beside WorkerSettings in its module).
+    The generated worker's `poll_delay` is short (0.01 s): with its wake-up, a worker that
+    finds nothing to start waits for a signal instead. Bare arq has no such wait and would
+    poll at that pace, so it polls every TUNED_POLL_DELAY_S, the pace the generated worker
+    polled at before its wake-up.
     """
     settings = import_string(path)
     names = ("poll_delay", "max_jobs", "queue_read_limit", "job_timeout", "keep_result")
     tuned = {name: getattr(settings, name) for name in names}
-    if not tuned["poll_delay"]:
-        tuned["poll_delay"] = importlib.import_module(settings.__module__).config.worker_poll_delay
+    tuned["poll_delay"] = max(tuned["poll_delay"], TUNED_POLL_DELAY_S)
     return tuned
 
 

@@ -72,18 +72,20 @@ class Config(BaseSettings):
     arq_queue_name: str = Field(default=default_queue_name, min_length=1)
 
     # Worker tuning. A worker reads at most queue_read_limit job ids a read and runs
-    # max_jobs at a time. With the wake-up, it reads again as soon as it has started
-    # what it read, and when it finds nothing to start it waits for the signal an
-    # enqueue sends (worker/wakeup.py), reading at least every idle_poll_interval
-    # anyway: jobs that come without a signal (plain arq clients, retries, deferred
-    # jobs, cron) start within it. At 0.5 s an idle worker costs Redis about 10
-    # commands a second. 0 turns the wake-up off: arq then polls every poll_delay
-    # seconds (its 0.5 s default caps a worker near 200 jobs/s on 2 cores; 0.05 s
-    # drains ten times that). Either, below 1 s: arq rewrites its health key
-    # (`arq --check`) in a read's iteration, and it expires 1 s after
-    # health_check_interval, so longer gaps between reads would let it lapse.
+    # max_jobs at a time. arq pauses poll_delay seconds after each loop; when a read
+    # finds nothing to start, the worker waits there for the signal an enqueue sends
+    # (worker/wakeup.py), reading at least every idle_poll_interval anyway: jobs that
+    # come without a signal (plain arq clients, retries, deferred jobs, cron) start
+    # within it. At 0.5 s an idle worker costs Redis about 10 commands a second.
+    # poll_delay stays short so a job enqueued just after another starts at once; it
+    # also paces the loop while the worker is full or waits for its jobs at shutdown
+    # (arq then checks abort requests, about 4 commands a loop). An idle interval of
+    # 0 turns the wake-up off: arq then polls every poll_delay (raise it: arq's 0.5 s
+    # caps a worker near 200 jobs/s; 0.05 s drains ten times that at 100 polls/s).
+    # arq rewrites its health key (`arq --check`) in a loop, and it expires 1 s after
+    # health_check_interval, so the longest pause between loops stays below 1 s.
     worker_idle_poll_interval: Seconds = 0.5
-    worker_poll_delay: Seconds = 0.05
+    worker_poll_delay: Seconds = 0.01
     worker_max_jobs: int = Field(default=100, ge=1)
     worker_queue_read_limit: int | None = Field(default=None, ge=1)
     worker_job_timeout: Seconds = 300
@@ -120,17 +122,17 @@ class Config(BaseSettings):
 
     @model_validator(mode="after")
     def _reads_keep_the_health_key(self) -> Self:
-        longest_pause = self.worker_idle_poll_interval or self.worker_poll_delay
-        if longest_pause >= HEALTH_KEY_MARGIN_S:
+        if self.worker_idle_poll_interval + self.worker_poll_delay >= HEALTH_KEY_MARGIN_S:
             raise ValueError(
-                "worker_idle_poll_interval (or, when it is 0, worker_poll_delay) must be below"
+                "worker_idle_poll_interval + worker_poll_delay must be below"
                 f" {HEALTH_KEY_MARGIN_S:g} s: arq rewrites its health key between reads, and"
                 " the key outlives health_check_interval by only that much"
             )
-        if longest_pause < MIN_PAUSE_S:
+        if self.worker_poll_delay < MIN_PAUSE_S or 0 < self.worker_idle_poll_interval < MIN_PAUSE_S:
             raise ValueError(
-                "worker_idle_poll_interval (or, when it is 0, worker_poll_delay) must be at"
-                f" least {MIN_PAUSE_S:g} s: the worker would read Redis in a busy loop"
+                f"worker_poll_delay must be at least {MIN_PAUSE_S:g} s, and"
+                f" worker_idle_poll_interval 0 or at least {MIN_PAUSE_S:g} s: the worker"
+                " would loop on Redis in a busy loop"
             )
         return self
 
@@ -162,12 +164,6 @@ class Config(BaseSettings):
         """The accepted API tokens, as bytes for constant-time comparison."""
         return tuple(token.encode() for token in _split(self.api_tokens)) if self.api_tokens else ()
 {%- endif %}
-
-    @property
-    def arq_poll_delay(self) -> float:
-        """arq's pause between reads: none with the wake-up (a worker that finds nothing
-        to start waits for a signal instead), worker_poll_delay without it."""
-        return 0.0 if self.worker_idle_poll_interval else self.worker_poll_delay
 
     @cached_property
     def arq_redis_settings(self) -> RedactedRedisSettings:

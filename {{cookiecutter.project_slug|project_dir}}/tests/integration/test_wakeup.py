@@ -97,7 +97,7 @@ async def running_workers(
             queue_name=queue_name,
             ctx={"worker": number},
             handle_signals=False,
-            poll_delay=0,  # as WorkerSettings has it with the wake-up
+            poll_delay=0.01,  # as WorkerSettings has it
             allow_abort_jobs=True,
             keep_result=5,
             job_serializer=serialize,
@@ -242,7 +242,7 @@ async def test_an_abort_wakes_the_worker_running_the_job(
 async def test_an_idle_worker_reads_its_queue_once_an_interval(
     redis_config: Config, queue_name: str
 ) -> None:
-    """The wait happens: without it arq, at poll_delay 0, would read in a busy loop."""
+    """The wait happens: without it arq would read every poll_delay (0.01 s here)."""
     runs = Runs()
     async with running_workers(redis_config, queue_name, runs, interval=0.5) as workers:
         (worker,) = workers

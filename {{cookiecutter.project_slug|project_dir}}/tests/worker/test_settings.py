@@ -55,8 +55,7 @@ def test_every_job_module_is_registered() -> None:
 def test_worker_uses_json_not_pickle_and_tuned_config() -> None:
     assert WorkerSettings.job_serializer is serialize
     assert WorkerSettings.job_deserializer is deserialize
-    assert WorkerSettings.poll_delay == config.arq_poll_delay
-    assert config.worker_poll_delay < 0.5
+    assert WorkerSettings.poll_delay == config.worker_poll_delay < 0.5
     assert WorkerSettings.max_jobs == config.worker_max_jobs
     assert WorkerSettings.health_check_interval == config.worker_health_check_interval <= 60
     assert WorkerSettings.job_completion_wait == config.worker_job_completion_wait > 0

@@ -103,7 +103,7 @@ class WorkerSettings:
     on_shutdown: StartupShutdown | None = shutdown
     on_job_start = job_started
     after_job_end = job_ended
-    poll_delay = config.arq_poll_delay
+    poll_delay = config.worker_poll_delay
     max_jobs = config.worker_max_jobs
     queue_read_limit = config.worker_queue_read_limit
     job_timeout = config.worker_job_timeout
