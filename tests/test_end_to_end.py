@@ -154,6 +154,12 @@ def test_sigkill_mid_job_is_rerun_by_the_next_worker(api: httpx.Client, start_wo
 
 def test_arq_check_follows_the_worker(default_project: Path, env: dict[str, str], start_worker: Any) -> None:
     check = ["arq", "--check", f"{DEFAULT_PACKAGE}.worker.main.WorkerSettings"]
+    # A worker SIGKILLed by an earlier test leaves its health key until it expires: without
+    # waiting it out, the check below could pass on that key, before this worker's first.
+    deadline = time.monotonic() + 20
+    while subprocess.run(check, env=env, capture_output=True, check=False).returncode == 0:
+        assert time.monotonic() < deadline, "an earlier worker's health key did not expire"
+        time.sleep(0.2)
     worker = start_worker()
     deadline = time.monotonic() + 20
     while subprocess.run(check, env=env, capture_output=True, check=False).returncode != 0:
