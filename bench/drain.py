@@ -19,8 +19,14 @@ def workers(ws: Workspace) -> dict[str, tuple[list[str], str | None]]:
     return {
         "template": ([ws.bin(program), *rest], f"{ws.package}.serialization"),
         "bare_tuned": ([ws.bin("arq"), "bare_worker.BareTuned"], None),
+        "bare_same": ([ws.bin("arq"), "bare_worker.BareSame"], None),
         "bare_defaults": ([ws.bin("arq"), "bare_worker.BareDefaults"], None),
     }
+
+
+def variant_env(name: str, tuned: dict[str, Any], env: dict[str, str]) -> dict[str, str]:
+    """BareSame runs on the generated worker's event loop; the others on their own."""
+    return env | {"BENCH_EVENT_LOOP": tuned["event_loop"]} if name == "bare_same" else env
 
 
 def tuned_settings(ws: Workspace) -> dict[str, Any]:
@@ -76,7 +82,8 @@ def measure(ws: Workspace, jobs: int, defaults_jobs: int, repeats: int) -> dict[
     for round_ in range(repeats):
         for name in take_turns(list(variants), round_):
             argv, serializer = variants[name]
-            samples[name].append(drain_once(ws, name, argv, serializer, counts[name], env))
+            run_env = variant_env(name, tuned, env)
+            samples[name].append(drain_once(ws, name, argv, serializer, counts[name], run_env))
             print(f"  drain round {round_ + 1}: {name} {samples[name][-1]:,.0f} jobs/s", file=sys.stderr)
     return {
         "jobs": counts,
@@ -86,6 +93,7 @@ def measure(ws: Workspace, jobs: int, defaults_jobs: int, repeats: int) -> dict[
         "samples": samples,
         "ratios": {
             "template_vs_bare_tuned": paired_ratio(samples["template"], samples["bare_tuned"]),
+            "template_vs_bare_same": paired_ratio(samples["template"], samples["bare_same"]),
             "template_vs_bare_defaults": paired_ratio(samples["template"], samples["bare_defaults"]),
         },
     }

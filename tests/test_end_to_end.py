@@ -105,9 +105,11 @@ def test_enqueue_poll_result_and_no_duplicate(api: httpx.Client, start_worker: A
     assert (first.status_code, second.status_code) == (202, 409)
     assert second.headers["location"] == first.headers["location"]
 
-    start_worker()
+    worker = start_worker()
     body = wait_for_job(api, "ping:e2e-once")
     assert (body["success"], body["result"]) == (True, "first")
+    # The worker as the image starts it runs on uvloop (worker/event_loop.py).
+    assert "(event loop: uvloop)" in worker.text()
 
     sync = api.post("/jobs/sync-invoice", json={"invoice_id": "INV-100"})
     assert sync.status_code == 202

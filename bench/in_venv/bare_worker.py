@@ -1,17 +1,25 @@
 """Baseline workers for the drain benchmark: plain arq, none of the template's layers.
 
-Run with the generated project's venv: `arq bare_worker.BareDefaults` or
-`arq bare_worker.BareTuned`, with BENCH_REDIS_URL set (and BENCH_TUNED for BareTuned:
-the JSON that `drain_probe.py tuned-settings` prints for the generated WorkerSettings).
+Run with the generated project's venv: `arq bare_worker.BareDefaults`,
+`arq bare_worker.BareTuned` or `arq bare_worker.BareSame`, with BENCH_REDIS_URL set (and
+BENCH_TUNED for the last two: the JSON that `drain_probe.py tuned-settings` prints for
+the generated WorkerSettings). With BENCH_EVENT_LOOP=uvloop, arq runs on uvloop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from typing import Any
 
 from arq.connections import RedisSettings
+
+if os.environ.get("BENCH_EVENT_LOOP") == "uvloop":
+    # What the generated worker's settings module does (worker/event_loop.py).
+    import uvloop
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 async def ping(ctx: dict[str, Any], message: str = "pong") -> str:
@@ -39,3 +47,19 @@ class BareTuned:
     queue_read_limit = _tuned.get("queue_read_limit")
     job_timeout = _tuned.get("job_timeout", 300)
     keep_result = _tuned.get("keep_result", 3600)
+
+
+class BareSame:
+    """BareTuned, plus what else of the generated worker changes arq's own work a job:
+    aborts allowed (one more Redis command a job) and, through BENCH_EVENT_LOOP, its event
+    loop. The generated worker against it: what its own layers cost (serializer, logs,
+    metrics, hooks, wake-up, reconnect)."""
+
+    functions = BareDefaults.functions
+    redis_settings = BareDefaults.redis_settings
+    poll_delay = BareTuned.poll_delay
+    max_jobs = BareTuned.max_jobs
+    queue_read_limit = BareTuned.queue_read_limit
+    job_timeout = BareTuned.job_timeout
+    keep_result = BareTuned.keep_result
+    allow_abort_jobs = BareTuned._tuned.get("allow_abort_jobs", False)

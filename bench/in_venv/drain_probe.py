@@ -53,17 +53,22 @@ Deserializer = Callable[[bytes], dict[str, Any]]
 
 
 def tuned_settings(path: str) -> dict[str, Any]:
-    """The throughput settings of a WorkerSettings class, as BareTuned reads them.
+    """The throughput settings of a WorkerSettings class, as BareTuned reads them, and
+    what else of it changes arq's own work a job, as BareSame reads it.
 
     The generated worker's `poll_delay` is short (0.01 s): with its wake-up, a worker that
     finds nothing to start waits for a signal instead. Bare arq has no such wait and would
     poll at that pace, so it polls every TUNED_POLL_DELAY_S, the pace the generated worker
     polled at before its wake-up.
     """
-    settings = import_string(path)
+    settings = import_string(path)  # imported as arq's CLI imports it: the loop policy too
     names = ("poll_delay", "max_jobs", "queue_read_limit", "job_timeout", "keep_result")
     tuned = {name: getattr(settings, name) for name in names}
     tuned["poll_delay"] = max(tuned["poll_delay"], TUNED_POLL_DELAY_S)
+    tuned["allow_abort_jobs"] = bool(getattr(settings, "allow_abort_jobs", False))
+    loop = asyncio.new_event_loop()
+    tuned["event_loop"] = type(loop).__module__.partition(".")[0]
+    loop.close()
     return tuned
 
 

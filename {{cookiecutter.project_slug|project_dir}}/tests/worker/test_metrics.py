@@ -9,9 +9,15 @@ from typing import Any
 
 import pytest
 from arq import Retry, cron, func
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 
-from {{ cookiecutter.package_name }}.worker.metrics import instrumented, measured
+from {{ cookiecutter.package_name }}.worker.metrics import (
+    DURATION_BUCKETS,
+    QUEUE_WAIT_BUCKETS,
+    Buckets,
+    instrumented,
+    measured,
+)
 
 from ..conftest import make_config
 
@@ -75,3 +81,28 @@ def test_instrumented_jobs_keep_their_names_and_functions() -> None:
         {3},
         job,
     )
+
+
+@pytest.mark.parametrize(
+    ("buckets", "values"),
+    [
+        (DURATION_BUCKETS, [0.0, 0.005, 0.0050001, 0.07, 1.0, 9.99, 10.0, 11.0, 1e9]),
+        (QUEUE_WAIT_BUCKETS, [0.001, 0.01, 0.3, 30.0, 3600.0, 3600.5, 0.005, 0.005]),
+    ],
+)
+def test_histograms_read_as_prometheus_clients_own(
+    buckets: tuple[float, ...], values: list[float]
+) -> None:
+    """Each bucket counts what prometheus-client's Histogram counts, bounds included,
+    under the same `le` labels; and the sum and count agree."""
+    registry = CollectorRegistry()
+    reference = Histogram("h", "h", buckets=buckets, registry=registry)
+    ours = Buckets(buckets)
+    for observed in values:
+        reference.observe(observed)
+        ours.observe(observed)
+    (histogram,) = registry.collect()
+    expected = {s.labels["le"]: s.value for s in histogram.samples if s.name == "h_bucket"}
+    assert dict(ours.cumulative()) == expected
+    assert registry.get_sample_value("h_sum") == pytest.approx(ours.total)
+    assert ours.cumulative()[-1] == ("+Inf", len(values))

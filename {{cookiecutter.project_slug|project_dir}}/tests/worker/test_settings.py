@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import logging
 import pkgutil
 import socket
+import sys
 from typing import Any
 
 import httpx
@@ -16,11 +18,11 @@ from {{ cookiecutter.package_name }}.logs import (
     JsonFormatter,
     bind_job,
     configure_logging,
-    unbind_job,
 )
 from {{ cookiecutter.package_name }}.serialization import deserialize, serialize
 from {{ cookiecutter.package_name }}.worker import functions
 from {{ cookiecutter.package_name }}.worker import main as worker_main
+from {{ cookiecutter.package_name }}.worker.event_loop import use_uvloop
 from {{ cookiecutter.package_name }}.worker.main import WorkerSettings, config, shutdown, startup
 
 from ..conftest import make_config
@@ -74,21 +76,32 @@ async def test_startup_builds_and_shutdown_closes_shared_clients() -> None:
     assert "http" not in ctx
 
 
-def test_job_id_and_try_are_in_every_json_log_line(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("fmt", ["json", "text"])
+async def test_a_jobs_log_lines_carry_its_id_and_no_others_do(
+    fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     import json
 
-    configure_logging("INFO", "json")
+    configure_logging("INFO", fmt)
     logger = logging.getLogger("arq.jobs")
-    bind_job("job-42", 3)
-    try:
+
+    async def run_job() -> None:  # arq runs each job (and its on_job_start hook) in a task
+        bind_job("job-42", 3)
         logger.info("working on it")
-    finally:
-        unbind_job()
+
+    await asyncio.create_task(run_job())
     logger.info("between jobs")
-    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    assert lines[0]["message"] == "working on it"
-    assert (lines[0]["job_id"], lines[0]["job_try"]) == ("job-42", 3)
-    assert "job_id" not in lines[1]
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2
+    if fmt == "text":
+        assert lines[0].endswith(" INFO arq.jobs [job-42] working on it")
+        assert lines[1].endswith(" INFO arq.jobs between jobs")
+        return
+    entries = [json.loads(line) for line in lines]
+    assert entries[0]["message"] == "working on it"
+    assert (entries[0]["job_id"], entries[0]["job_try"]) == ("job-42", 3)
+    assert "job_id" not in entries[1]
+    assert "job_try" not in entries[1]
     assert isinstance(logging.getLogger().handlers[0].formatter, JsonFormatter)
 
 
@@ -148,3 +161,19 @@ async def test_the_worker_serves_its_metrics(monkeypatch: pytest.MonkeyPatch) ->
     finally:
         await shutdown(ctx)
     assert "metrics_server" not in ctx
+
+
+def test_the_worker_runs_on_uvloop_where_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Importing the settings set uvloop's policy: arq's CLI builds the worker's loop from it."""
+    uvloop = pytest.importorskip("uvloop")  # a dependency everywhere but on Windows
+    assert worker_main.UVLOOP
+    loop = asyncio.new_event_loop()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+    finally:
+        loop.close()
+    # Without uvloop (Windows), asyncio's policy stays.
+    policy = asyncio.get_event_loop_policy()
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop now fails
+    assert use_uvloop() is False
+    assert asyncio.get_event_loop_policy() is policy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -16,9 +17,10 @@ from arq.worker import Function
 from prometheus_client import start_http_server
 
 from ..config import get_config
-from ..logs import bind_job, configure_logging, unbind_job
+from ..logs import bind_job, configure_logging
 from ..serialization import deserialize, serialize
 from ..tracing import configure_tracing, end_job_span, shutdown_tracing, start_job_span
+from .event_loop import use_uvloop
 from .functions.cleanup import cleanup_synced_invoices
 from .functions.ping import ping
 from .functions.sync_invoice import sync_invoice
@@ -35,6 +37,8 @@ config = get_config()
 # two lines stay in arq's format: it logs them before any hook of ours runs).
 configure_logging(config.log_level, config.log_format, package_only=True)
 configure_tracing("{{ cookiecutter.project_slug }}-worker")
+# Before arq builds the worker and its event loop (see event_loop.py).
+UVLOOP = use_uvloop()
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -52,7 +56,12 @@ async def startup(ctx: dict[str, Any]) -> None:
                 config.worker_metrics_port,
                 error,
             )
-    logger.info("worker started on queue %s at %s", config.arq_queue_name, config.arq_queue_url)
+    logger.info(
+        "worker started on queue %s at %s (event loop: %s)",
+        config.arq_queue_name,
+        config.arq_queue_url,
+        type(asyncio.get_running_loop()).__module__.partition(".")[0],
+    )
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -74,7 +83,6 @@ async def job_started(ctx: dict[str, Any]) -> None:
 
 async def job_ended(ctx: dict[str, Any]) -> None:
     end_job_span(ctx)
-    unbind_job()
 
 
 class WorkerSettings:

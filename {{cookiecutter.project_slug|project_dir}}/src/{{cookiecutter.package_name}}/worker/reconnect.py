@@ -196,26 +196,43 @@ class WaitForRedis(Retry):
                 await fail(error)
                 raise
         self.outage.enter()
-        self._backoff.reset()  # type: ignore[no-untyped-call]
         self._waiting = True
-        failures = 0
         try:
-            while True:
-                try:
-                    result = await do()
-                except self._supported_errors as error:
-                    if isinstance(error, NEVER_RETRIED) or not self.outage.may_wait():
-                        await fail(error)
-                        raise
-                    failures += 1
-                    delay = self._backoff.compute(failures)
-                    self.outage.failed(error, delay)
-                    await asyncio.sleep(delay)
-                else:
-                    self.outage.reachable()
-                    return result
+            try:
+                # Every command of the worker comes here: the common case stays short.
+                result = await do()
+            except self._supported_errors as error:
+                return await self._retry(do, fail, error)
+            if self.outage.down_since is not None:
+                self.outage.reachable()
+            return result
         finally:
             self._waiting = False
+
+    async def _retry(
+        self,
+        do: Callable[[], Awaitable[T]],
+        fail: Callable[[RedisError], Any],
+        error: Exception,
+    ) -> T:
+        """After ``do`` failed with ``error``: wait and try again until Redis answers."""
+        self._backoff.reset()  # type: ignore[no-untyped-call]
+        failures = 0
+        while True:
+            if isinstance(error, NEVER_RETRIED) or not self.outage.may_wait():
+                await fail(error)  # type: ignore[arg-type]
+                raise error
+            failures += 1
+            delay = self._backoff.compute(failures)
+            self.outage.failed(error, delay)
+            await asyncio.sleep(delay)
+            try:
+                result = await do()
+            except self._supported_errors as again:
+                error = again
+            else:
+                self.outage.reachable()
+                return result
 
 
 def worker_redis_settings(
