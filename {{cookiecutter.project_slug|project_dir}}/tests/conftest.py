@@ -34,6 +34,7 @@ from {{ cookiecutter.package_name }}.dependencies.arq import arq_dependency
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.queue import ArqQueue, JobMetadata, MockArqQueue, RedisArqQueue
 from {{ cookiecutter.package_name }}.serialization import deserialize, serialize
+from {{ cookiecutter.package_name }}.worker.event_loop import use_uvloop
 from {{ cookiecutter.package_name }}.worker.metrics import instrumented
 
 URL_VARIABLE = "{{ cookiecutter.env_prefix }}ARQ_QUEUE_URL"
@@ -45,6 +46,9 @@ AUTH: dict[str, str] = {}
 {%- endif %}
 KEEP_RESULT_S = 1.0
 JOB_KEY_PREFIXES = (job_key_prefix, result_key_prefix, in_progress_key_prefix, retry_key_prefix)
+# Every test on the loop the worker (worker/event_loop.py) and uvicorn run on, whichever
+# test files run: importing the worker's settings would switch to it half-way otherwise.
+use_uvloop()
 
 
 def make_config(**settings: Any) -> Config:

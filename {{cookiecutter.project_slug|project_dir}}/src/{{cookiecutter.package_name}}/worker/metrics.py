@@ -9,7 +9,8 @@ The counts are plain numbers that only the worker's event loop writes; `JobMetri
 prometheus-client collector, reads them when Prometheus scrapes (on the metrics
 server's thread). A job then costs a few additions, where prometheus-client's metric
 objects take a lock for each of the six updates a job makes (measured in the template's
-bench/: they were a fortieth of the worker's work on a no-op job).
+bench/: they were a fortieth of the worker's work on a no-op job). The series are the ones
+those objects exposed, without their `_created` timestamps.
 """
 
 from __future__ import annotations

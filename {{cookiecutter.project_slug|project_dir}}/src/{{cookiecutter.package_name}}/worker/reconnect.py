@@ -202,10 +202,13 @@ class WaitForRedis(Retry):
                 # Every command of the worker comes here: the common case stays short.
                 result = await do()
             except self._supported_errors as error:
-                return await self._retry(do, fail, error)
-            if self.outage.down_since is not None:
-                self.outage.reachable()
-            return result
+                failed = error
+            else:
+                if self.outage.down_since is not None:
+                    self.outage.reachable()
+                return result
+            # Outside the except block: the errors of a long outage are not chained.
+            return await self._retry(do, fail, failed)
         finally:
             self._waiting = False
 
