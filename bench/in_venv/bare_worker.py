@@ -49,17 +49,12 @@ class BareTuned:
     keep_result = _tuned.get("keep_result", 3600)
 
 
-class BareSame:
-    """BareTuned, plus what else of the generated worker changes arq's own work a job:
-    aborts allowed (one more Redis command a job) and, through BENCH_EVENT_LOOP, its event
-    loop. The generated worker against it: what its own layers cost (serializer, logs,
-    metrics, hooks, wake-up, reconnect)."""
-
-    functions = BareDefaults.functions
-    redis_settings = BareDefaults.redis_settings
-    poll_delay = BareTuned.poll_delay
-    max_jobs = BareTuned.max_jobs
-    queue_read_limit = BareTuned.queue_read_limit
-    job_timeout = BareTuned.job_timeout
-    keep_result = BareTuned.keep_result
-    allow_abort_jobs = BareTuned._tuned.get("allow_abort_jobs", False)
+# BareTuned, plus what else of the generated worker changes arq's own work a job: aborts
+# allowed (one more Redis command a job) and, through BENCH_EVENT_LOOP, its event loop.
+# The generated worker against it: what its own layers cost (serializer, logs, metrics,
+# hooks, wake-up, reconnect). A dict, which arq takes as settings too: BareTuned's own
+# attributes, since arq reads only those.
+BareSame: dict[str, Any] = {
+    **{name: value for name, value in vars(BareTuned).items() if not name.startswith("_")},
+    "allow_abort_jobs": BareTuned._tuned.get("allow_abort_jobs", False),
+}
